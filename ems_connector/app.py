@@ -1,0 +1,75 @@
+"""create_app(settings): routes, dependencies, error mapping and the lifespan."""
+
+from __future__ import annotations
+
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+
+from ems_connector.clock import Clock
+from ems_connector.config import Settings, load_settings
+from ems_connector.http.auth import auth_middleware
+from ems_connector.http.body_guard import body_guard_middleware
+from ems_connector.http.controllers.customers import CustomerController
+from ems_connector.http.controllers.health import health, ready
+from ems_connector.http.controllers.offers import OfferController
+from ems_connector.http.controllers.operations import OperationController
+from ems_connector.http.controllers.payment_methods import PaymentMethodController
+from ems_connector.http.controllers.subscriptions import SubscriptionController
+from ems_connector.http.controllers.test_clock import TestClockController
+from ems_connector.http.errors import EXCEPTION_HANDLERS
+from ems_connector.http.idempotency import idempotency_middleware
+from ems_connector.openapi import openapi_config
+from ems_connector.persistence.database import Database
+from ems_connector.persistence.migrate import upgrade
+from ems_connector.services.container import Services
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    settings = settings or load_settings()
+    db = Database(
+        settings.database_url,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        read_pool_size=settings.read_pool_size,
+    )
+    services = Services(db, clock or Clock())
+
+    async def migrate_on_start() -> None:
+        await upgrade(db.write_engine)
+
+    async def close_database() -> None:
+        await db.dispose()
+
+    api_routes: list[type] = [
+        SubscriptionController,
+        CustomerController,
+        OfferController,
+        PaymentMethodController,
+        OperationController,
+    ]
+    if settings.test_mode:
+        api_routes.append(TestClockController)
+    api = Router(
+        path="/3.1",
+        route_handlers=api_routes,
+        # auth first (401 before anything else), then the body, then idempotency
+        middleware=[auth_middleware, body_guard_middleware, idempotency_middleware],
+        security=[{"PublisherToken": []}, {"Bearer": []}],
+    )
+    return Litestar(
+        route_handlers=[api, health, ready],
+        dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi_config(),
+        state=State({"services": services, "settings": settings}),
+        on_startup=[migrate_on_start],
+        on_shutdown=[close_database],
+        # our body guard enforces the configured limit with the contract's 400
+        request_max_body_size=None,
+        debug=False,
+    )
+
+
+def create_app_from_env() -> Litestar:
+    """Factory for ASGI servers: settings from EMS_* variables."""
+    return create_app(load_settings())

@@ -1,0 +1,110 @@
+"""Settings of the service, read once from EMS_* environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+
+class ConfigError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    database_url: str = "sqlite+aiosqlite:///./var/ems.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    test_mode: bool = False
+    max_body_bytes: int = 256 * 1024
+    idempotency_ttl_seconds: int = 24 * 3600
+    sqlite_busy_timeout_ms: int = 10_000
+    read_pool_size: int = 8
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected one of 1, 0, true, false, yes, no, on, off")
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError("expected a positive integer")
+    return value
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 65535:
+        raise ValueError("expected a port number between 1 and 65535")
+    return value
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ValueError(
+            "expected a sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db URL"
+        )
+    return raw
+
+
+# variable -> (field name, parser, description used by the README table)
+VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
+    "EMS_DATABASE_URL": (
+        "database_url",
+        _database_url,
+        "SQLAlchemy URL of the database; SQLite (WAL mode) by default",
+    ),
+    "EMS_HOST": ("host", str, "address `ems-connector serve` listens on"),
+    "EMS_PORT": ("port", _port, "port `ems-connector serve` listens on"),
+    "EMS_TEST_MODE": (
+        "test_mode",
+        _parse_bool,
+        "`1` enables the movable test clock at `/3.1/test/clock`; never in production",
+    ),
+    "EMS_MAX_BODY_BYTES": (
+        "max_body_bytes",
+        _positive_int,
+        "largest request body accepted; larger bodies get 400 `BODY_TOO_LARGE`",
+    ),
+    "EMS_IDEMPOTENCY_TTL_SECONDS": (
+        "idempotency_ttl_seconds",
+        _positive_int,
+        "how long an `Idempotency-Key` and its stored response are kept",
+    ),
+    "EMS_SQLITE_BUSY_TIMEOUT_MS": (
+        "sqlite_busy_timeout_ms",
+        _positive_int,
+        "how long SQLite waits for another process's write lock before answering 503",
+    ),
+    "EMS_READ_POOL_SIZE": (
+        "read_pool_size",
+        _positive_int,
+        "connections kept open for concurrent reads",
+    ),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; every bad variable is named in the error."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, (field, parse, _) in VARIABLES.items():
+        raw = env.get(name)
+        if raw is None:
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError as exc:
+            problems.append(f"{name}={raw!r}: {exc}")
+    if problems:
+        raise ConfigError("invalid configuration: " + "; ".join(problems))
+    return Settings(**values)

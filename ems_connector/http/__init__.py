@@ -1,0 +1,1 @@
+"""HTTP entry points: decode, call a service, encode; auth and idempotency."""

@@ -1,0 +1,60 @@
+"""Resolves the API key to its publisher and stamps the request id on the request."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from ems_connector.context import RequestContext
+from ems_connector.errors import Unauthorized
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _headers(scope: Scope) -> dict[bytes, bytes]:
+    return dict(scope["headers"])
+
+
+def api_key_of(headers: dict[bytes, bytes]) -> str | None:
+    token = headers.get(b"x-publisher-token")
+    if token:
+        return token.decode("latin-1").strip()
+    authorization = headers.get(b"authorization", b"").decode("latin-1").strip()
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return None
+
+
+def auth_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        raw_request_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = raw_request_id if _REQUEST_ID.match(raw_request_id) else uuid.uuid4().hex
+        request_id_header = (b"x-request-id", request_id.encode())
+
+        async def send_with_request_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), request_id_header]
+            await send(message)
+
+        api_key = api_key_of(headers)
+        services: Any = scope["app"].state.services
+        publisher_id = await services.publishers.authenticate(api_key) if api_key else None
+        if publisher_id is None:
+            raise Unauthorized(
+                "UNAUTHORIZED",
+                "Send a valid API key in X-Publisher-Token (or Authorization: Bearer)"
+                if api_key is None
+                else "The API key is not known; check X-Publisher-Token",
+            )
+        state = scope.setdefault("state", {})
+        state["ctx"] = RequestContext(
+            publisher_id=publisher_id, request_id=request_id, actor=f"apikey:{api_key[:8]}"
+        )
+        await app(scope, receive, send_with_request_id)
+
+    return middleware

@@ -1,0 +1,48 @@
+"""/3.1/test/clock: read or move the service clock; mounted only with EMS_TEST_MODE=1."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, post
+from msgspec import Meta
+
+from ems_connector.errors import field_error
+from ems_connector.http.controllers.subscriptions import IdempotencyKey
+from ems_connector.http.errors import error_responses
+from ems_connector.schemas.common import RequestBody, ResponseBody
+from ems_connector.services.container import Services
+
+
+class ClockRequest(RequestBody):
+    now: Annotated[int, Meta(ge=1, le=99_999_999_999)] | None = None
+    advance_seconds: Annotated[int, Meta(ge=-(10**10), le=10**10)] | None = None
+
+
+class ClockResource(ResponseBody):
+    now: int
+
+
+class TestClockController(Controller):
+    path = "/test/clock"
+    tags = ["Test mode"]
+
+    @get("/", summary="Read the service clock")
+    async def read(self, services: Services) -> ClockResource:
+        return ClockResource(now=services.clock.now())
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Set or advance the service clock",
+        responses=error_responses(400),
+    )
+    async def move(
+        self, services: Services, data: ClockRequest, idempotency_key: IdempotencyKey = None
+    ) -> ClockResource:
+        if (data.now is None) == (data.advance_seconds is None):
+            raise field_error("now", "send exactly one of now and advanceSeconds")
+        if data.now is not None:
+            return ClockResource(now=services.clock.set(data.now))
+        assert data.advance_seconds is not None
+        return ClockResource(now=services.clock.advance(data.advance_seconds))

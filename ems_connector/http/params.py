@@ -1,0 +1,89 @@
+"""Path ids, If-Match and body decoding that answer the contract's 400 codes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+
+from ems_connector.context import RequestContext
+from ems_connector.errors import BadRequest
+from ems_connector.http.errors import fields_from_msgspec
+
+T = TypeVar("T")
+
+_OFFER_ID = re.compile(r"^[SPEAR][1-9]\d{8}_[A-Z]{2}$")
+_MAX_ID_DIGITS = 18  # beyond any id of ours, and within SQL BIGINT
+
+
+def int_id(raw: str, name: str) -> int:
+    """A path id that must be an integer: anything else is 400 INVALID_ID."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_ID_DIGITS:
+        raise BadRequest(
+            "INVALID_ID",
+            f"{name} must be a positive integer, got {raw!r}",
+            {"fields": [{"field": name, "message": "must be a positive integer"}]},
+        )
+    return int(raw)
+
+
+def offer_id(raw: str) -> str:
+    if not _OFFER_ID.match(raw):
+        raise BadRequest(
+            "INVALID_ID",
+            f"offerId must look like S123456789_US, got {raw!r}",
+            {
+                "fields": [
+                    {"field": "offerId", "message": "must match ^[SPEAR][1-9]\\d{8}_[A-Z]{2}$"}
+                ]
+            },
+        )
+    return raw
+
+
+def if_match(value: str | None) -> int | None:
+    """The version an `If-Match` header asks for; None when absent or `*`."""
+    if value is None:
+        return None
+    tag = value.strip()
+    if tag == "*":
+        return None
+    if tag.startswith("W/"):
+        tag = tag[2:]
+    tag = tag.strip('"')
+    if not tag.isascii() or not tag.isdigit() or len(tag) > _MAX_ID_DIGITS:
+        raise BadRequest(
+            "INVALID_IF_MATCH",
+            f'If-Match must be an ETag this service sent, like "3"; got {value!r}',
+            {"fields": [{"field": "If-Match", "message": "must be a quoted version"}]},
+        )
+    return int(tag)
+
+
+def etag(version: int) -> dict[str, str]:
+    return {"ETag": f'"{version}"'}
+
+
+def context(request: Request[Any, Any, Any]) -> RequestContext:
+    ctx: RequestContext = request.scope["state"]["ctx"]
+    return ctx
+
+
+async def optional_body(request: Request[Any, Any, Any], type_: type[T]) -> T | None:
+    """Decode a body that may be absent (an empty body is None)."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    try:
+        return msgspec.json.decode(raw, type=type_)
+    except msgspec.ValidationError as exc:
+        fields = fields_from_msgspec(str(exc))
+        raise BadRequest(
+            "VALIDATION_ERROR", f"Invalid request: {fields[0]['message']}", {"fields": fields}
+        ) from exc
+    except msgspec.DecodeError as exc:
+        raise BadRequest(
+            "MALFORMED_JSON", f"JSON is malformed: {exc}; send a JSON object", {"fields": []}
+        ) from exc

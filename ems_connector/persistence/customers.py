@@ -1,0 +1,80 @@
+"""Customer rows; emails are unique per publisher, compared case-insensitively."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ems_connector.persistence.tables import customers
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def get(conn: AsyncConnection, publisher_id: int, customer_id: int) -> RowMapping | None:
+    result = await conn.execute(
+        select(customers).where(
+            customers.c.publisher_id == publisher_id, customers.c.id == customer_id
+        )
+    )
+    return result.mappings().first()
+
+
+async def find_by_email(conn: AsyncConnection, publisher_id: int, email: str) -> RowMapping | None:
+    result = await conn.execute(
+        select(customers).where(
+            customers.c.publisher_id == publisher_id,
+            customers.c.email_normalized == normalize_email(email),
+        )
+    )
+    return result.mappings().first()
+
+
+async def search(
+    conn: AsyncConnection,
+    publisher_id: int,
+    *,
+    email: str | None,
+    external_id: str | None,
+    offset: int,
+    limit: int,
+) -> Sequence[RowMapping]:
+    query = select(customers).where(customers.c.publisher_id == publisher_id)
+    if email is not None:
+        query = query.where(customers.c.email_normalized == normalize_email(email))
+    if external_id is not None:
+        query = query.where(customers.c.external_id == external_id)
+    result = await conn.execute(query.order_by(customers.c.id).offset(offset).limit(limit))
+    return result.mappings().all()
+
+
+async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping | None:
+    """The new row, or None when the email is taken (a concurrent create won)."""
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(insert(customers).values(**values).returning(*customers.c))
+            return result.mappings().one()
+    except IntegrityError:
+        return None
+
+
+async def update_customer(
+    conn: AsyncConnection, publisher_id: int, customer_id: int, values: dict[str, Any]
+) -> RowMapping | None:
+    """The updated row, or None when the new email is taken."""
+    try:
+        async with conn.begin_nested():
+            result = await conn.execute(
+                update(customers)
+                .where(customers.c.publisher_id == publisher_id, customers.c.id == customer_id)
+                .values(**values)
+                .returning(*customers.c)
+            )
+            return result.mappings().one()
+    except IntegrityError:
+        return None

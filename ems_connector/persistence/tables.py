@@ -1,0 +1,187 @@
+"""SQLAlchemy Core tables; the migrations in migrations/versions create exactly these."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Ids start where the contract's ranges start: customers and subscriptions at 100000000.
+FIRST_ID = 100_000_000
+# SQLite assigns ids only to a column declared exactly INTEGER PRIMARY KEY.
+SERIAL = BigInteger().with_variant(Integer, "sqlite")
+
+publishers = Table(
+    "publishers",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), nullable=False, index=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), primary_key=True),
+    Column("offer_id", String(16), primary_key=True),
+    Column("title", String(255), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("price_amount", Float, nullable=False),
+    Column("price_currency", String(3), nullable=False),
+    Column("period_unit", String(8), nullable=False),
+    Column("period_amount", Integer, nullable=False),
+    Column("free_trial", JSON, nullable=True),
+    Column("app_store_product_ids", JSON, nullable=False),
+    Column("external_properties", JSON, nullable=False),
+    Column("channels", JSON, nullable=False),
+    Column("free", Boolean, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+payment_methods = Table(
+    "payment_methods",
+    metadata,
+    Column("id", SERIAL, Identity(start=1), primary_key=True),
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), nullable=False, index=True),
+    Column("source", String(64), nullable=False),
+    Column("method_name", String(120), nullable=False),
+    Column("payment_gateway", String(120), nullable=False),
+    Column("is_external_payment", Boolean, nullable=False),
+    Column("auto_terminate", Boolean, nullable=False),
+    Column("grace_period_seconds", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", SERIAL, Identity(start=FIRST_ID), primary_key=True),
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("email_normalized", String(254), nullable=False),
+    Column("country", String(2), nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("locale", String(16), nullable=True),
+    Column("first_name", String(50), nullable=True),
+    Column("last_name", String(50), nullable=True),
+    Column("external_id", String(120), nullable=True),
+    Column("external_data", JSON, nullable=True),
+    Column("reg_date", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("publisher_id", "email_normalized"),
+    Index("ix_customers_publisher_external_id", "publisher_id", "external_id"),
+    sqlite_autoincrement=True,
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", SERIAL, Identity(start=FIRST_ID), primary_key=True),
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), nullable=False),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("offer_id", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("date_from", BigInteger, nullable=False),
+    Column("date_to", BigInteger, nullable=False),
+    Column("in_trial", Boolean, nullable=False),
+    Column("external_id", String(120), nullable=False),
+    Column("external_properties", JSON, nullable=False),
+    Column("payment_method_id", BigInteger, ForeignKey("payment_methods.id"), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("latest_payment_external_id", String(255), nullable=True),
+    Column("pending_switch_id", String(36), nullable=True),
+    Column("replaced_by", JSON, nullable=True),
+    Column("originated_from", JSON, nullable=True),
+    Column("renewals_completed", Integer, nullable=False),
+    Column("period_unit", String(8), nullable=False),
+    Column("period_amount", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_subscriptions_publisher_customer", "publisher_id", "customer_id"),
+    Index("ix_subscriptions_publisher_payment_method", "publisher_id", "payment_method_id"),
+    Index("ix_subscriptions_publisher_external_id", "publisher_id", "external_id"),
+    # The contract's uniqueness rule, enforced by the database itself so that concurrent
+    # creates (and several processes) cannot both win.
+    Index(
+        "uq_subscriptions_live_external_id",
+        "publisher_id",
+        "source",
+        "external_id",
+        unique=True,
+        sqlite_where=text("status != 'terminated'"),
+        postgresql_where=text("status != 'terminated'"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+operations = Table(
+    "operations",
+    metadata,
+    # `seq` orders the log and backs the cursor; `operation_id` is the public id.
+    Column("seq", SERIAL, Identity(), primary_key=True),
+    Column("operation_id", String(36), nullable=False, unique=True),
+    Column("publisher_id", BigInteger, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("customer_id", BigInteger, nullable=True),
+    Column("subscription_id", BigInteger, nullable=True),
+    Column("switch_id", String(36), nullable=True),
+    Column("payment_id", BigInteger, nullable=True),
+    Column("actor", String(64), nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Index("ix_operations_publisher_seq", "publisher_id", "seq"),
+    Index("ix_operations_publisher_subscription", "publisher_id", "subscription_id", "seq"),
+    Index("ix_operations_publisher_customer", "publisher_id", "customer_id", "seq"),
+    sqlite_autoincrement=True,
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("publisher_id", BigInteger, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("content_type", String(100), nullable=False),
+    Column("headers", JSON, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("created_at", BigInteger, nullable=False, index=True),
+)

@@ -1,0 +1,1 @@
+"""Wire Structs per resource: camelCase, unknown fields refused on requests."""

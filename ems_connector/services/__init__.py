@@ -1,0 +1,1 @@
+"""Use cases, one module per aggregate; each write is one unit of work."""
