@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request
+from litestar.params import HeaderParameter, PathParameter
 
 from ems_connector.context import RequestContext
 from ems_connector.errors import BadRequest
 from ems_connector.http.errors import fields_from_msgspec
 
 T = TypeVar("T")
+
+PathId = Annotated[str, PathParameter(description="Resource id; a malformed one is 400 INVALID_ID")]
+IfMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-Match", description='Expected version as an ETag, e.g. "3"'),
+]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Replays the stored response of an earlier request with the same key",
+    ),
+]
 
 _OFFER_ID = re.compile(r"^[SPEAR][1-9]\d{8}_[A-Z]{2}$")
 _MAX_ID_DIGITS = 18  # beyond any id of ours, and within SQL BIGINT

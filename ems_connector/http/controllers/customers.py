@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 
 from ems_connector.http import params
-from ems_connector.http.controllers.subscriptions import IdempotencyKey
+from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import ENVELOPE_OPT, error_responses
+from ems_connector.http.params import IdempotencyKey, PathId
 from ems_connector.schemas.common import MAX_JSON_INT
 from ems_connector.schemas.customers import (
     CreateCustomerRequest,
@@ -17,7 +18,6 @@ from ems_connector.schemas.customers import (
     CustomerList,
     UpdateCustomerRequest,
 )
-from ems_connector.services.container import Services
 
 
 class CustomerController(Controller):
@@ -35,8 +35,8 @@ class CustomerController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        data: CreateCustomerRequest,
+        services: ServicesDep,
+        data: JSONBody[CreateCustomerRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[CustomerEnvelope]:
         customer, created = await services.customers.find_or_create(params.context(request), data)
@@ -53,13 +53,15 @@ class CustomerController(Controller):
     async def search(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        email: Annotated[str | None, Parameter(query="email", min_length=1, max_length=254)] = None,
-        external_id: Annotated[
-            str | None, Parameter(query="externalId", min_length=1, max_length=120)
+        services: ServicesDep,
+        email: Annotated[
+            str | None, QueryParameter(name="email", min_length=1, max_length=254)
         ] = None,
-        offset: Annotated[int, Parameter(query="offset", ge=0, le=MAX_JSON_INT)] = 0,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 20,
+        external_id: Annotated[
+            str | None, QueryParameter(name="externalId", min_length=1, max_length=120)
+        ] = None,
+        offset: Annotated[int, QueryParameter(name="offset", ge=0, le=MAX_JSON_INT)] = 0,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100)] = 20,
     ) -> CustomerList:
         items = await services.customers.search(
             params.context(request),
@@ -76,7 +78,7 @@ class CustomerController(Controller):
         responses=error_responses(400, 404, envelope="data"),
     )
     async def get_customer(
-        self, request: Request[Any, Any, Any], services: Services, customer_id: str
+        self, request: Request[Any, Any, Any], services: ServicesDep, customer_id: PathId
     ) -> CustomerEnvelope:
         customer = await services.customers.get(
             params.context(request), params.int_id(customer_id, "customerId")
@@ -91,9 +93,9 @@ class CustomerController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        customer_id: str,
-        data: UpdateCustomerRequest,
+        services: ServicesDep,
+        customer_id: PathId,
+        data: JSONBody[UpdateCustomerRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> CustomerEnvelope:
         customer = await services.customers.update(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from litestar import Response, get
 from sqlalchemy import text
 
+from ems_connector.http.dependencies import ServicesDep
 from ems_connector.persistence.migrate import is_current
 from ems_connector.schemas.common import ResponseBody
-from ems_connector.services.container import Services
 
 
 class HealthStatus(ResponseBody):
@@ -21,7 +21,7 @@ async def health() -> HealthStatus:
 
 
 @get("/ready", tags=["Operations surface"], summary="Readiness: database reachable and current")
-async def ready(services: Services) -> Response[HealthStatus]:
+async def ready(services: ServicesDep) -> Response[HealthStatus]:
     try:
         async with services.db.read() as conn:
             await conn.execute(text("SELECT 1"))

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import JSONBody
 
 from ems_connector.http import params
-from ems_connector.http.controllers.subscriptions import IdempotencyKey, IfMatch
+from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import ENVELOPE_OPT, error_responses
+from ems_connector.http.params import IdempotencyKey, IfMatch, PathId
 from ems_connector.schemas.offers import (
     CreateOfferRequest,
     OfferList,
     OfferResource,
     UpdateOfferRequest,
 )
-from ems_connector.services.container import Services
 
 
 def _with_etag(offer: OfferResource, status: int = 200) -> Response[OfferResource]:
@@ -30,8 +31,8 @@ class OfferController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        data: CreateOfferRequest,
+        services: ServicesDep,
+        data: JSONBody[CreateOfferRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:
         offer = await services.offers.create(params.context(request), data)
@@ -43,12 +44,14 @@ class OfferController(Controller):
         responses=error_responses(400, envelope="data"),
         opt={ENVELOPE_OPT: "data"},
     )
-    async def list_offers(self, request: Request[Any, Any, Any], services: Services) -> OfferList:
+    async def list_offers(
+        self, request: Request[Any, Any, Any], services: ServicesDep
+    ) -> OfferList:
         return OfferList(data=await services.offers.list(params.context(request)))
 
     @get("/{offer_id:str}", summary="Get an offer", responses=error_responses(400, 404))
     async def get_offer(
-        self, request: Request[Any, Any, Any], services: Services, offer_id: str
+        self, request: Request[Any, Any, Any], services: ServicesDep, offer_id: PathId
     ) -> Response[OfferResource]:
         offer = await services.offers.get(params.context(request), params.offer_id(offer_id))
         return _with_etag(offer)
@@ -61,9 +64,9 @@ class OfferController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        offer_id: str,
-        data: UpdateOfferRequest,
+        services: ServicesDep,
+        offer_id: PathId,
+        data: JSONBody[UpdateOfferRequest],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:
@@ -81,8 +84,8 @@ class OfferController(Controller):
     async def activate(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        offer_id: str,
+        services: ServicesDep,
+        offer_id: PathId,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:
@@ -100,8 +103,8 @@ class OfferController(Controller):
     async def deactivate(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        offer_id: str,
+        services: ServicesDep,
+        offer_id: PathId,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:

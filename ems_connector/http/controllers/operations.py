@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from ems_connector.http import params
+from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import error_responses
 from ems_connector.schemas.common import MAX_JSON_INT
 from ems_connector.schemas.operations import OperationPage
-from ems_connector.services.container import Services
 
 
 class OperationController(Controller):
@@ -22,22 +22,22 @@ class OperationController(Controller):
     async def list_operations(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
+        services: ServicesDep,
         subscription_id: Annotated[
-            int | None, Parameter(query="subscriptionId", ge=1, le=MAX_JSON_INT)
+            int | None, QueryParameter(name="subscriptionId", ge=1, le=MAX_JSON_INT)
         ] = None,
         customer_id: Annotated[
-            int | None, Parameter(query="customerId", ge=1, le=MAX_JSON_INT)
+            int | None, QueryParameter(name="customerId", ge=1, le=MAX_JSON_INT)
         ] = None,
         type_: Annotated[
-            list[Annotated[str, Parameter(max_length=40)]] | None,
-            Parameter(query="type", description="Repeatable"),
+            list[str] | None,
+            QueryParameter(name="type", description="Repeatable"),
         ] = None,
         since: Annotated[
-            int | None, Parameter(query="since", ge=0, le=99_999_999_999, description="Unix s")
+            int | None, QueryParameter(name="since", ge=0, le=99_999_999_999, description="Unix s")
         ] = None,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=1000)] = 100,
-        cursor: Annotated[str | None, Parameter(query="cursor", max_length=100)] = None,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=1000)] = 100,
+        cursor: Annotated[str | None, QueryParameter(name="cursor", max_length=100)] = None,
     ) -> OperationPage:
         return await services.operations.page(
             params.context(request),

@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
+from litestar.params import JSONBody
 
 from ems_connector.http import params
-from ems_connector.http.controllers.subscriptions import IdempotencyKey
+from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import ENVELOPE_OPT, error_responses
+from ems_connector.http.params import IdempotencyKey, PathId
 from ems_connector.schemas.payment_methods import (
     CreatePaymentMethodRequest,
     PaymentMethodList,
     PaymentMethodResource,
 )
-from ems_connector.services.container import Services
 
 
 class PaymentMethodController(Controller):
@@ -30,8 +31,8 @@ class PaymentMethodController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        data: CreatePaymentMethodRequest,
+        services: ServicesDep,
+        data: JSONBody[CreatePaymentMethodRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> PaymentMethodResource:
         return await services.payment_methods.create(params.context(request), data)
@@ -43,7 +44,7 @@ class PaymentMethodController(Controller):
         opt={ENVELOPE_OPT: "data"},
     )
     async def list_methods(
-        self, request: Request[Any, Any, Any], services: Services
+        self, request: Request[Any, Any, Any], services: ServicesDep
     ) -> PaymentMethodList:
         return PaymentMethodList(data=await services.payment_methods.list(params.context(request)))
 
@@ -53,7 +54,7 @@ class PaymentMethodController(Controller):
         responses=error_responses(400, 404),
     )
     async def get_method(
-        self, request: Request[Any, Any, Any], services: Services, payment_method_id: str
+        self, request: Request[Any, Any, Any], services: ServicesDep, payment_method_id: PathId
     ) -> PaymentMethodResource:
         return await services.payment_methods.get(
             params.context(request), params.int_id(payment_method_id, "paymentMethodId")

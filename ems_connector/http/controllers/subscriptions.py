@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, QueryParameter
 
 from ems_connector.http import params
+from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import ENVELOPE_OPT, error_responses
+from ems_connector.http.params import IdempotencyKey, IfMatch, PathId
 from ems_connector.schemas.common import MAX_JSON_INT
 from ems_connector.schemas.subscriptions import (
     ActivateRequest,
@@ -23,22 +25,6 @@ from ems_connector.schemas.subscriptions import (
     UpdateSubscriptionRequest,
     UpdateSubscriptionResponse,
 )
-from ems_connector.services.container import Services
-
-IfMatch = Annotated[
-    str | None,
-    Parameter(header="If-Match", description='Expected version as an ETag, e.g. "3"'),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    Parameter(
-        header="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Replays the stored response of an earlier request with the same key",
-    ),
-]
-SubscriptionPathId = Annotated[str, Parameter(description="Subscription id (integer)", examples=[])]
 
 
 def _with_etag(resource: SubscriptionResource, status: int = 200) -> Response[SubscriptionResource]:
@@ -58,8 +44,8 @@ class SubscriptionController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        data: CreateSubscriptionRequest,
+        services: ServicesDep,
+        data: JSONBody[CreateSubscriptionRequest],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionResource]:
         resource = await services.subscriptions.create(params.context(request), data)
@@ -76,25 +62,25 @@ class SubscriptionController(Controller):
     async def list_subscriptions(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
+        services: ServicesDep,
         customer_id: Annotated[
-            int | None, Parameter(query="customerId", ge=1, le=MAX_JSON_INT)
+            int | None, QueryParameter(name="customerId", ge=1, le=MAX_JSON_INT)
         ] = None,
         offer_id: Annotated[
-            str | None, Parameter(query="offerId", pattern=r"^[SPEAR][1-9]\d{8}_[A-Z0-9]{2}$")
+            str | None, QueryParameter(name="offerId", pattern=r"^[SPEAR][1-9]\d{8}_[A-Z0-9]{2}$")
         ] = None,
         payment_method_id: Annotated[
-            int | None, Parameter(query="paymentMethodId", ge=1, le=MAX_JSON_INT)
+            int | None, QueryParameter(name="paymentMethodId", ge=1, le=MAX_JSON_INT)
         ] = None,
         external_id: Annotated[
-            str | None, Parameter(query="externalId", min_length=1, max_length=120)
+            str | None, QueryParameter(name="externalId", min_length=1, max_length=120)
         ] = None,
         status: Annotated[
             list[Literal["active", "stopped", "terminated"]] | None,
-            Parameter(query="status", description="Repeatable"),
+            QueryParameter(name="status", description="Repeatable"),
         ] = None,
-        offset: Annotated[int, Parameter(query="offset", ge=0, le=MAX_JSON_INT)] = 0,
-        limit: Annotated[int, Parameter(query="limit", ge=1, le=100)] = 20,
+        offset: Annotated[int, QueryParameter(name="offset", ge=0, le=MAX_JSON_INT)] = 0,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100)] = 20,
     ) -> SubscriptionList:
         items = await services.subscriptions.list(
             params.context(request),
@@ -114,7 +100,7 @@ class SubscriptionController(Controller):
         responses=error_responses(400, 404),
     )
     async def get_subscription(
-        self, request: Request[Any, Any, Any], services: Services, subscription_id: str
+        self, request: Request[Any, Any, Any], services: ServicesDep, subscription_id: PathId
     ) -> Response[SubscriptionResource]:
         resource = await services.subscriptions.get(
             params.context(request), params.int_id(subscription_id, "subscriptionId")
@@ -132,9 +118,9 @@ class SubscriptionController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        subscription_id: str,
-        data: UpdateSubscriptionRequest,
+        services: ServicesDep,
+        subscription_id: PathId,
+        data: JSONBody[UpdateSubscriptionRequest],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[UpdateSubscriptionResponse]:
@@ -158,9 +144,9 @@ class SubscriptionController(Controller):
     async def cancel(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        subscription_id: str,
-        data: CancelRequest,
+        services: ServicesDep,
+        subscription_id: PathId,
+        data: JSONBody[CancelRequest],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionResource]:
@@ -182,8 +168,8 @@ class SubscriptionController(Controller):
     async def activate(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        subscription_id: str,
+        services: ServicesDep,
+        subscription_id: PathId,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionResource]:
@@ -204,9 +190,9 @@ class SubscriptionController(Controller):
     async def terminate(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        subscription_id: str,
-        data: TerminateRequest,
+        services: ServicesDep,
+        subscription_id: PathId,
+        data: JSONBody[TerminateRequest],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionResource]:
@@ -227,11 +213,11 @@ class SubscriptionController(Controller):
     async def renew(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        subscription_id: str,
+        services: ServicesDep,
+        subscription_id: PathId,
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
-        data: RenewRequest | None = None,
+        data: JSONBody[RenewRequest | None] = None,
     ) -> Response[SubscriptionResource]:
         resource = await services.subscriptions.renew(
             params.context(request),
@@ -252,9 +238,9 @@ class SubscriptionController(Controller):
     async def transfer(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        subscription_id: str,
-        data: TransferRequest,
+        services: ServicesDep,
+        subscription_id: PathId,
+        data: JSONBody[TransferRequest],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionResource]:
@@ -276,9 +262,9 @@ class SubscriptionController(Controller):
     async def revive(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
-        subscription_id: str,
-        data: ReviveRequest,
+        services: ServicesDep,
+        subscription_id: PathId,
+        data: JSONBody[ReviveRequest],
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionResource]:

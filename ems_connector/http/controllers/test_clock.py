@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from ems_connector.errors import field_error
-from ems_connector.http.controllers.subscriptions import IdempotencyKey
+from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import error_responses
+from ems_connector.http.params import IdempotencyKey
 from ems_connector.schemas.common import RequestBody, ResponseBody
-from ems_connector.services.container import Services
 
 
 class ClockRequest(RequestBody):
@@ -28,7 +29,7 @@ class TestClockController(Controller):
     tags = ["Test mode"]
 
     @get("/", summary="Read the service clock")
-    async def read(self, services: Services) -> ClockResource:
+    async def read(self, services: ServicesDep) -> ClockResource:
         return ClockResource(now=services.clock.now())
 
     @post(
@@ -38,7 +39,10 @@ class TestClockController(Controller):
         responses=error_responses(400),
     )
     async def move(
-        self, services: Services, data: ClockRequest, idempotency_key: IdempotencyKey = None
+        self,
+        services: ServicesDep,
+        data: JSONBody[ClockRequest],
+        idempotency_key: IdempotencyKey = None,
     ) -> ClockResource:
         if (data.now is None) == (data.advance_seconds is None):
             raise field_error("now", "send exactly one of now and advanceSeconds")

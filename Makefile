@@ -1,0 +1,37 @@
+# The README's commands. Each creates .venv and installs what it needs on a fresh machine.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint openapi bench clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## serve on port 8000 with demo data (SQLite at ./var/ems.db)
+	$(BIN)/ems-connector demo
+
+test: $(STAMP)  ## lint, then the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+openapi: $(STAMP)  ## regenerate the checked-in openapi.yaml from the code
+	$(BIN)/ems-connector openapi openapi.yaml
+
+bench: $(STAMP)  ## write/read throughput and latency against the embedded default
+	$(BIN)/python bench/lifecycle.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

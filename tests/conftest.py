@@ -1,0 +1,139 @@
+"""Fixtures: an app on a real SQLite file per test, a seeded publisher, HTTP helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from litestar.testing import AsyncTestClient
+
+from ems_connector.app import create_app
+from ems_connector.config import Settings
+from ems_connector.demo import seed
+from ems_connector.services.container import Services
+
+
+class Tenant(msgspec.Struct):
+    publisher_id: int
+    key: str
+    apple_method_id: int
+    telco_method_id: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"X-Publisher-Token": self.key}
+
+
+MONTHLY = "S100000001_US"
+YEARLY = "S100000002_US"
+FREE = "S100000003_US"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ems.db", test_mode=True)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with AsyncTestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def services(client: AsyncTestClient[Any]) -> Services:
+    return client.app.state.services  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def tenant(services: Services) -> Tenant:
+    publisher_id, key, (apple, telco) = await seed(services)
+    return Tenant(publisher_id=publisher_id, key=key, apple_method_id=apple, telco_method_id=telco)
+
+
+@pytest.fixture
+async def other_tenant(services: Services) -> Tenant:
+    """A second publisher with the same catalogue, for isolation tests."""
+    publisher_id, key = await services.publishers.create("other")
+    from ems_connector.context import RequestContext
+    from ems_connector.demo import METHODS, OFFERS
+
+    ctx = RequestContext(publisher_id=publisher_id, request_id=None, actor="test")
+    methods = [(await services.payment_methods.create(ctx, m)).id for m in METHODS]
+    for offer in OFFERS:
+        await services.offers.create(ctx, offer)
+    return Tenant(
+        publisher_id=publisher_id, key=key, apple_method_id=methods[0], telco_method_id=methods[1]
+    )
+
+
+class Api:
+    """A tenant's view of the HTTP API, with JSON helpers that assert the status."""
+
+    def __init__(self, client: AsyncTestClient[Any], tenant: Tenant) -> None:
+        self.client = client
+        self.tenant = tenant
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        *,
+        expect: int | None = None,
+        headers: dict[str, str] | None = None,
+        params: Any = None,
+    ) -> Any:
+        response = await self.client.request(
+            method,
+            path,
+            json=json,
+            params=params,
+            headers={**self.tenant.headers, **(headers or {})},
+        )
+        if expect is not None:
+            assert response.status_code == expect, (response.status_code, response.text)
+        return response
+
+    async def customer(self, email: str = "jane@example.com") -> int:
+        response = await self.call("POST", "/3.1/customers", {"email": email})
+        assert response.status_code in (200, 201), response.text
+        return int(response.json()["data"]["id"])
+
+    async def subscription(
+        self,
+        customer_id: int,
+        external_id: str = "ext-1",
+        offer_id: str = MONTHLY,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        body = {
+            "customerId": customer_id,
+            "offerId": offer_id,
+            "paymentMethodId": self.tenant.apple_method_id,
+            "externalId": external_id,
+            **extra,
+        }
+        response = await self.call("POST", "/3.1/subscriptions", body, expect=201)
+        return response.json()  # type: ignore[no-any-return]
+
+    async def get_subscription(self, subscription_id: int) -> dict[str, Any]:
+        response = await self.call("GET", f"/3.1/subscriptions/{subscription_id}", expect=200)
+        return response.json()  # type: ignore[no-any-return]
+
+    async def operations(self, **params: Any) -> list[dict[str, Any]]:
+        response = await self.call("GET", "/3.1/operations", params=params, expect=200)
+        return response.json()["operations"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def api(client: AsyncTestClient[Any], tenant: Tenant) -> Api:
+    return Api(client, tenant)
+
+
+@pytest.fixture
+def other_api(client: AsyncTestClient[Any], other_tenant: Tenant) -> Api:
+    return Api(client, other_tenant)
