@@ -34,7 +34,9 @@ def test_every_operation_documents_its_errors() -> None:
         for method, operation in item.items():
             statuses = set(operation["responses"])
             assert "401" in statuses, (method, path)
-            assert "400" in statuses, (method, path)
+            takes_input = operation.get("parameters") or "requestBody" in operation
+            if takes_input:
+                assert "400" in statuses, (method, path)
             if method in {"post", "patch"}:
                 bodyless = path.endswith(("/activate", "/deactivate"))
                 assert "requestBody" in operation or bodyless, (method, path)

@@ -28,7 +28,7 @@ class TestClockController(Controller):
     path = "/test/clock"
     tags = ["Test mode"]
 
-    @get("/", summary="Read the service clock")
+    @get("/", summary="Read the service clock", responses=error_responses())
     async def read(self, services: ServicesDep) -> ClockResource:
         return ClockResource(now=services.clock.now())
 
