@@ -53,7 +53,7 @@ def _compile() -> dict[tuple[str, str], tuple[str, tuple[str, ...]]]:
     for event_name, event in MACHINE.events.items():
         for source, transitions in event.transitions.items():
             for transition in transitions:
-                conditions = tuple(c.func for c in transition.conditions)
+                conditions = tuple(str(c.func) for c in transition.conditions)
                 table[(source, event_name)] = (transition.dest or source, conditions)
     return table
 

@@ -42,15 +42,15 @@ def auth_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         api_key = api_key_of(headers)
-        services: Any = scope["app"].state.services
-        publisher_id = await services.publishers.authenticate(api_key) if api_key else None
-        if publisher_id is None:
+        if api_key is None:
             raise Unauthorized(
                 "UNAUTHORIZED",
-                "Send a valid API key in X-Publisher-Token (or Authorization: Bearer)"
-                if api_key is None
-                else "The API key is not known; check X-Publisher-Token",
+                "Send a valid API key in X-Publisher-Token (or Authorization: Bearer)",
             )
+        services: Any = scope["app"].state.services
+        publisher_id = await services.publishers.authenticate(api_key)
+        if publisher_id is None:
+            raise Unauthorized("UNAUTHORIZED", "The API key is not known; check X-Publisher-Token")
         state = scope.setdefault("state", {})
         state["ctx"] = RequestContext(
             publisher_id=publisher_id, request_id=request_id, actor=f"apikey:{api_key[:8]}"
