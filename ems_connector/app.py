@@ -8,7 +8,7 @@ from litestar.di import Provide
 
 from ems_connector.clock import Clock
 from ems_connector.config import Settings, load_settings
-from ems_connector.http.auth import auth_middleware
+from ems_connector.http.auth import auth_middleware, echo_request_id
 from ems_connector.http.body_guard import body_guard_middleware
 from ems_connector.http.controllers.customers import CustomerController
 from ems_connector.http.controllers.health import health, ready
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         state=State({"services": services, "settings": settings}),
         on_startup=[migrate_on_start],
         on_shutdown=[close_database],
+        before_send=[echo_request_id],
         # our body guard enforces the configured limit with the contract's 400
         request_max_body_size=None,
         debug=False,

@@ -1,4 +1,4 @@
-"""Resolves the API key to its publisher and stamps the request id on the request."""
+"""Resolves the API key to its publisher and gives every request an id."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 import uuid
 from typing import Any
 
+from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ems_connector.context import RequestContext
@@ -34,13 +35,8 @@ def auth_middleware(app: ASGIApp) -> ASGIApp:
         headers = _headers(scope)
         raw_request_id = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = raw_request_id if _REQUEST_ID.match(raw_request_id) else uuid.uuid4().hex
-        request_id_header = (b"x-request-id", request_id.encode())
-
-        async def send_with_request_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), request_id_header]
-            await send(message)
-
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id  # echoed by `echo_request_id`, on errors too
         api_key = api_key_of(headers)
         if api_key is None:
             raise Unauthorized(
@@ -51,10 +47,18 @@ def auth_middleware(app: ASGIApp) -> ASGIApp:
         publisher_id = await services.publishers.authenticate(api_key)
         if publisher_id is None:
             raise Unauthorized("UNAUTHORIZED", "The API key is not known; check X-Publisher-Token")
-        state = scope.setdefault("state", {})
         state["ctx"] = RequestContext(
             publisher_id=publisher_id, request_id=request_id, actor=f"apikey:{api_key[:8]}"
         )
-        await app(scope, receive, send_with_request_id)
+        await app(scope, receive, send)
 
     return middleware
+
+
+async def echo_request_id(message: Message, scope: Scope) -> None:
+    """before_send hook: every /3.1 response carries the request id it was logged under."""
+    if message["type"] == "http.response.start":
+        request_id = scope.get("state", {}).get("request_id")
+        if request_id is not None:
+            headers = MutableScopeHeaders.from_message(message)
+            headers["X-Request-Id"] = request_id
