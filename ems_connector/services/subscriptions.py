@@ -317,7 +317,7 @@ class SubscriptionService:
     ) -> SubscriptionResource:
         async with self.uow(ctx) as uow:
             row = await self._load(uow, subscription_id, expected_version)
-            values = {"status": machine.fire(row["status"], event)}
+            values = {"status": _fire(row, event)}
             updated = await self._update(uow, row, values, expected_version)
             await uow.log(
                 _EVENT_OPERATIONS[event],
@@ -336,7 +336,7 @@ class SubscriptionService:
     ) -> SubscriptionResource:
         async with self.uow(ctx) as uow:
             row = await self._load(uow, subscription_id, expected_version)
-            status = machine.fire(row["status"], "renew")
+            status = _fire(row, "renew")
             if req.expires_at is not None:
                 if req.expires_at <= row["date_to"]:
                     raise Unprocessable(
@@ -377,7 +377,7 @@ class SubscriptionService:
     ) -> SubscriptionResource:
         async with self.uow(ctx) as uow:
             row = await self._load(uow, subscription_id, expected_version)
-            status = machine.fire(row["status"], "transfer")
+            status = _fire(row, "transfer")
             target = await customers_repo.get(uow.conn, ctx.publisher_id, req.customer_id)
             if target is None:
                 raise Unprocessable(
@@ -447,7 +447,7 @@ class SubscriptionService:
                     "revive that one instead",
                     {"replacedBy": replacement},
                 )
-            machine.fire(row["status"], "revive", replaced=bool(row["replaced_by"]))
+            _fire(row, "revive")
             if expires_at <= uow.now:
                 raise Unprocessable(
                     "INVALID_EXPIRATION",
@@ -571,6 +571,11 @@ class SubscriptionService:
         )
         if holder is not None and holder["id"] != except_id:
             raise _duplicate_external_id(external_id, source)
+
+
+def _fire(row: RowMapping, event: str) -> machine.Status:
+    """The status after `event`; a refusal's `allowed` knows whether the row was replaced."""
+    return machine.fire(row["status"], event, replaced=bool(row["replaced_by"]))
 
 
 def _link_value(subscription_id: int, reason: str, date: int) -> dict[str, Any]:
