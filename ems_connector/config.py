@@ -62,8 +62,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
         _database_url,
         "SQLAlchemy URL of the database; SQLite (WAL mode) by default",
     ),
-    "EMS_HOST": ("host", str, "address `ems-connector serve` listens on"),
-    "EMS_PORT": ("port", _port, "port `ems-connector serve` listens on"),
+    "EMS_HOST": ("host", str, "address `ems-connector serve` and `demo` listen on"),
+    "EMS_PORT": ("port", _port, "port `ems-connector serve` and `demo` listen on"),
     "EMS_TEST_MODE": (
         "test_mode",
         _parse_bool,

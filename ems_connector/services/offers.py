@@ -8,7 +8,7 @@ import msgspec
 from sqlalchemy import RowMapping
 
 from ems_connector.context import RequestContext
-from ems_connector.errors import NotFound, PreconditionFailed, Unprocessable
+from ems_connector.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
 from ems_connector.persistence import offers as repo
 from ems_connector.persistence.database import Database
 from ems_connector.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
@@ -159,9 +159,12 @@ class OfferService:
         if not changed:
             return to_resource(row)
         changed["updated_at"] = uow.now
-        await repo.update_offer(
+        if not await repo.update_offer(
             uow.conn, uow.context.publisher_id, offer_id, row["version"], changed
-        )
+        ):
+            raise Conflict(
+                "CONCURRENT_MODIFICATION", f"Offer {offer_id} changed while this request ran; retry"
+            )
         await uow.log(
             "upsertOffer",
             {"offerId": offer_id, "created": False, "fields": sorted(changed)},
