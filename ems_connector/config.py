@@ -48,11 +48,19 @@ def _port(raw: str) -> int:
 
 
 def _database_url(raw: str) -> str:
-    if not raw.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+    # PostgreSQL arrives with issue 7; until then only the embedded default is accepted.
+    if not raw.startswith("sqlite+aiosqlite:///"):
         raise ValueError(
-            "expected a sqlite+aiosqlite:///path or postgresql+asyncpg://user@host/db URL"
+            "expected a sqlite+aiosqlite:///path URL (PostgreSQL is not supported yet)"
         )
     return raw
+
+
+def _idempotency_ttl(raw: str) -> int:
+    value = int(raw)
+    if value < 24 * 3600:
+        raise ValueError("keys are kept at least 24 hours: expected 86400 or more")
+    return value
 
 
 # variable -> (field name, parser, description used by the README table)
@@ -60,7 +68,7 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "EMS_DATABASE_URL": (
         "database_url",
         _database_url,
-        "SQLAlchemy URL of the database; SQLite (WAL mode) by default",
+        "`sqlite+aiosqlite:///path` of the SQLite database (WAL mode); PostgreSQL is not supported yet",
     ),
     "EMS_HOST": ("host", str, "address `ems-connector serve` and `demo` listen on"),
     "EMS_PORT": ("port", _port, "port `ems-connector serve` and `demo` listen on"),
@@ -76,8 +84,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
     ),
     "EMS_IDEMPOTENCY_TTL_SECONDS": (
         "idempotency_ttl_seconds",
-        _positive_int,
-        "how long an `Idempotency-Key` and its stored response are kept",
+        _idempotency_ttl,
+        "how long an `Idempotency-Key` and its stored response are kept (at least 86400)",
     ),
     "EMS_SQLITE_BUSY_TIMEOUT_MS": (
         "sqlite_busy_timeout_ms",

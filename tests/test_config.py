@@ -35,6 +35,8 @@ def test_variables_are_parsed() -> None:
         ("EMS_TEST_MODE", "maybe"),
         ("EMS_MAX_BODY_BYTES", "0"),
         ("EMS_DATABASE_URL", "mysql://x"),
+        ("EMS_DATABASE_URL", "postgresql+asyncpg://u@localhost/ems"),
+        ("EMS_IDEMPOTENCY_TTL_SECONDS", "3600"),
     ],
 )
 def test_each_bad_variable_is_named(name: str, value: str) -> None:
