@@ -68,7 +68,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "EMS_DATABASE_URL": (
         "database_url",
         _database_url,
-        "`sqlite+aiosqlite:///path` of the SQLite database (WAL mode); PostgreSQL is not supported yet",
+        "`sqlite+aiosqlite:///path` of the SQLite database (WAL mode); "
+        "PostgreSQL is not supported yet",
     ),
     "EMS_HOST": ("host", str, "address `ems-connector serve` and `demo` listen on"),
     "EMS_PORT": ("port", _port, "port `ems-connector serve` and `demo` listen on"),
