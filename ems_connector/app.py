@@ -10,6 +10,7 @@ from ems_connector.clock import Clock
 from ems_connector.config import Settings, load_settings
 from ems_connector.http.auth import auth_middleware, echo_request_id
 from ems_connector.http.body_guard import body_guard_middleware
+from ems_connector.http.body_validation import body_validation_middleware
 from ems_connector.http.controllers.customers import CustomerController
 from ems_connector.http.controllers.health import health, ready
 from ems_connector.http.controllers.offers import OfferController
@@ -52,8 +53,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     api = Router(
         path="/3.1",
         route_handlers=api_routes,
-        # auth first (401 before anything else), then the body, then idempotency
-        middleware=[auth_middleware, body_guard_middleware, idempotency_middleware],
+        # auth first (401 before anything else), then reading the body, then idempotency,
+        # so that a refused body is stored for replay like any other response below 500
+        middleware=[
+            auth_middleware,
+            body_guard_middleware,
+            idempotency_middleware,
+            body_validation_middleware,
+        ],
         security=[{"PublisherToken": []}, {"Bearer": []}],
     )
     return Litestar(

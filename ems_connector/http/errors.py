@@ -24,6 +24,7 @@ _ENVELOPES: dict[str, type[ErrorBody]] = {
     "data": DataErrorBody,
 }
 _UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
 _AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 
 _STATUS_DESCRIPTIONS = {
@@ -75,9 +76,13 @@ def error_response(
 
 def fields_from_msgspec(message: str, default_field: str = "body") -> list[dict[str, str]]:
     """`[{field, message}]` from a msgspec validation message."""
-    unknown = _UNKNOWN_FIELD.search(message)
+    named = _UNKNOWN_FIELD.search(message) or _MISSING_FIELD.search(message)
     at = _AT_PATH.search(message)
-    field = unknown.group(1) if unknown else (at.group(1) if at and at.group(1) else default_field)
+    path = at.group(1).replace("[...]", "") if at else ""  # `[...]`: any key of a mapping
+    if named:
+        field = f"{path}.{named.group(1)}" if path else named.group(1)
+    else:
+        field = path or default_field
     text = _AT_PATH.sub("", message)
     return [{"field": field, "message": text}]
 
@@ -97,6 +102,16 @@ def _invalid_transition(request: Request[Any, Any, Any], exc: InvalidTransition)
     )
 
 
+def _wire_name(request: Request[Any, Any, Any], key: str) -> str:
+    """The name a client sent (`customerId`), not the handler's argument (`customer_id`)."""
+    try:
+        parameter = request.route_handler.parsed_fn_signature.parameters.get(key)
+    except (AttributeError, KeyError):
+        return key
+    definition = getattr(parameter, "kwarg_definition", None)
+    return getattr(definition, "query", None) or getattr(definition, "name", None) or key
+
+
 def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
     fields: list[dict[str, str]] = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
@@ -105,7 +120,7 @@ def _validation_error(request: Request[Any, Any, Any], exc: ValidationException)
         if key == "data":
             fields.extend(fields_from_msgspec(message))
         else:
-            fields.append({"field": key, "message": message})
+            fields.append({"field": _wire_name(request, key), "message": message})
     summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields) or exc.detail
     return error_response(
         request, 400, "VALIDATION_ERROR", f"Invalid request: {summary}", {"fields": fields}

@@ -12,6 +12,9 @@ from ems_connector.errors import BadRequest, Conflict, Unprocessable
 from ems_connector.http.body_guard import WRITE_METHODS
 from ems_connector.persistence import idempotency as repo
 
+# Answers that mean "try again" are not stored: replaying them would make a transient
+# refusal permanent for that key. Every other answer below 500 is stored.
+_NOT_STORED = frozenset({409, 429})
 # Headers that are recomputed for each response, so they are not stored for replay.
 _NOT_REPLAYED = {b"content-length", b"date", b"x-request-id"}
 
@@ -29,9 +32,6 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
 
 
 def idempotency_middleware(app: ASGIApp) -> ASGIApp:
-    # (publisher, key) of requests running in this process right now.
-    in_flight: set[tuple[int, str]] = set()
-
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         raw_key = dict(scope["headers"]).get(b"idempotency-key")
         if scope["method"] not in WRITE_METHODS or raw_key is None:
@@ -45,6 +45,11 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
                 {"fields": [{"field": "Idempotency-Key", "message": "1-255 printable chars"}]},
             )
         ctx: RequestContext = scope["state"]["ctx"]
+        # (publisher, key) of requests running in this process right now. Kept on the app,
+        # not here: Litestar builds this middleware once per route, and a key spans routes.
+        in_flight: set[tuple[int, str]] = scope["app"].state.setdefault(
+            "idempotency_in_flight", set()
+        )
         slot = (ctx.publisher_id, key)
         if slot in in_flight:
             raise Conflict(
@@ -103,7 +108,7 @@ async def _run_once(
             await app(scope, receive, capture)
             start = captured[0]
             status: int = start["status"]
-            if status < 500:
+            if status < 500 and status not in _NOT_STORED:
                 body = b"".join(m.get("body", b"") for m in captured[1:])
                 kept = [
                     [k.decode("latin-1"), v.decode("latin-1")]

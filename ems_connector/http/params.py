@@ -10,7 +10,7 @@ from litestar import Request
 from litestar.params import HeaderParameter, PathParameter
 
 from ems_connector.context import RequestContext
-from ems_connector.errors import BadRequest
+from ems_connector.errors import BadRequest, NotFound
 from ems_connector.http.errors import fields_from_msgspec
 
 T = TypeVar("T")
@@ -31,17 +31,33 @@ IdempotencyKey = Annotated[
 ]
 
 _OFFER_ID = re.compile(r"^[SPEAR][1-9]\d{8}_[A-Z]{2}$")
+_INTEGER = re.compile(r"-?[0-9]+")
 _MAX_ID_DIGITS = 18  # beyond any id of ours, and within SQL BIGINT
 
 
+def _not_found(name: str, raw: str) -> NotFound:
+    """The 404 the service answers for an id of this kind that names nothing."""
+    words = re.sub(r"(?<!^)(?=[A-Z])", " ", name.removesuffix("Id")).lower()
+    return NotFound(
+        f"{words.replace(' ', '_').upper()}_NOT_FOUND",
+        f"{words.capitalize()} with id: {raw} not found",
+    )
+
+
 def int_id(raw: str, name: str) -> int:
-    """A path id that must be an integer: anything else is 400 INVALID_ID."""
-    if not raw.isascii() or not raw.isdigit() or len(raw) > _MAX_ID_DIGITS:
+    """A path id that must be an integer: anything else is 400 INVALID_ID.
+
+    An integer that cannot name anything (negative, or too long to store) is the 404 of a
+    missing id, as the contract asks for ids "in range or not".
+    """
+    if not _INTEGER.fullmatch(raw):
         raise BadRequest(
             "INVALID_ID",
             f"{name} must be a positive integer, got {raw!r}",
             {"fields": [{"field": name, "message": "must be a positive integer"}]},
         )
+    if raw.startswith("-") or len(raw) > _MAX_ID_DIGITS:
+        raise _not_found(name, raw)
     return int(raw)
 
 
@@ -87,19 +103,27 @@ def context(request: Request[Any, Any, Any]) -> RequestContext:
     return ctx
 
 
-async def optional_body(request: Request[Any, Any, Any], type_: type[T]) -> T | None:
-    """Decode a body that may be absent (an empty body is None)."""
-    raw = await request.body()
-    if not raw.strip():
-        return None
+def decode_json(raw: bytes, type_: Any) -> Any:
+    """Strict decode: a wrong type is a 400 naming the field, never silently coerced."""
     try:
         return msgspec.json.decode(raw, type=type_)
     except msgspec.ValidationError as exc:
         fields = fields_from_msgspec(str(exc))
         raise BadRequest(
-            "VALIDATION_ERROR", f"Invalid request: {fields[0]['message']}", {"fields": fields}
+            "VALIDATION_ERROR",
+            f"Invalid request: {fields[0]['field']}: {fields[0]['message']}",
+            {"fields": fields},
         ) from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise BadRequest(
             "MALFORMED_JSON", f"JSON is malformed: {exc}; send a JSON object", {"fields": []}
         ) from exc
+
+
+async def optional_body(request: Request[Any, Any, Any], type_: type[T]) -> T | None:
+    """Decode a body that may be absent (an empty body is None)."""
+    raw = await request.body()
+    if not raw.strip():
+        return None
+    decoded: T = decode_json(raw, type_)
+    return decoded

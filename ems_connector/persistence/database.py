@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ems_connector.errors import Unavailable
@@ -35,9 +35,16 @@ _STORAGE_TROUBLE = (
 )
 
 
-def _is_storage_trouble(exc: DBAPIError) -> bool:
-    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
-    return isinstance(exc, OperationalError) and any(s in text for s in _STORAGE_TROUBLE)
+@contextlib.contextmanager
+def _storage_errors_as_unavailable() -> Iterator[None]:
+    """A locked, full, read-only or missing database is a 503 to retry, not a 500."""
+    try:
+        yield
+    except OperationalError as exc:
+        text = str(exc.orig if exc.orig is not None else exc).lower()
+        if any(marker in text for marker in _STORAGE_TROUBLE):
+            raise Unavailable("The database is busy or unavailable; retry shortly") from exc
+        raise
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -84,36 +91,29 @@ class Database:
         if ambient is not None:
             yield ambient
             return
-        try:
+        with _storage_errors_as_unavailable():
             async with self.read_engine.connect() as conn:
                 yield conn
-        except DBAPIError as exc:
-            if _is_storage_trouble(exc):
-                raise Unavailable("The database is busy or unavailable; retry shortly") from exc
-            raise
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One atomic write: all of it commits, or on any exception none of it."""
         ambient = _ambient.get()
         if ambient is not None:
-            async with ambient.begin_nested():
-                yield ambient
+            with _storage_errors_as_unavailable():
+                async with ambient.begin_nested():
+                    yield ambient
             return
         async with self._writer():
-            try:
+            with _storage_errors_as_unavailable():
                 async with self.write_engine.begin() as conn:
                     yield conn
-            except DBAPIError as exc:
-                if _is_storage_trouble(exc):
-                    raise Unavailable("The database is busy or unavailable; retry shortly") from exc
-                raise
 
     @contextlib.asynccontextmanager
     async def outer_transaction(self) -> AsyncIterator[OuterTransaction]:
         """A transaction that every `transaction()` inside the block joins on a savepoint."""
         async with self._writer():
-            try:
+            with _storage_errors_as_unavailable():
                 async with self.write_engine.connect() as conn:
                     await conn.begin()
                     outer = OuterTransaction(conn)
@@ -126,10 +126,6 @@ class Database:
                         await conn.commit()
                     else:
                         await conn.rollback()
-            except DBAPIError as exc:
-                if _is_storage_trouble(exc):
-                    raise Unavailable("The database is busy or unavailable; retry shortly") from exc
-                raise
 
     @contextlib.asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:

@@ -12,6 +12,10 @@ class RequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw
     """Base of every request body: an unknown field is a 400, not silently dropped."""
 
 
+class EmptyBody(RequestBody):
+    """The body of actions that take no fields: empty, or `{}`."""
+
+
 class ResponseBody(msgspec.Struct, rename="camel", kw_only=True):
     """Base of every response body."""
 

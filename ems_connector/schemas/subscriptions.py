@@ -50,10 +50,6 @@ class TerminateRequest(RequestBody):
     termination_type: TerminationType
 
 
-class ActivateRequest(RequestBody):
-    """Activate takes no fields; an empty body or `{}` is accepted."""
-
-
 class RenewRequest(RequestBody):
     expires_at: Timestamp | None = None
     payment_id: PaymentId | None = None

@@ -11,6 +11,7 @@ from ems_connector.http import params
 from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import ENVELOPE_OPT, error_responses
 from ems_connector.http.params import IdempotencyKey, IfMatch, PathId
+from ems_connector.schemas.common import EmptyBody
 from ems_connector.schemas.offers import (
     CreateOfferRequest,
     OfferList,
@@ -79,6 +80,7 @@ class OfferController(Controller):
         "/{offer_id:str}/activate",
         status_code=200,
         summary="Activate an offer",
+        description="Takes no body; an empty body or `{}` is accepted.",
         responses=error_responses(400, 404, 409, 412),
     )
     async def activate(
@@ -89,6 +91,7 @@ class OfferController(Controller):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:
+        await params.optional_body(request, EmptyBody)
         offer = await services.offers.set_active(
             params.context(request), params.offer_id(offer_id), True, params.if_match(if_match)
         )
@@ -98,6 +101,7 @@ class OfferController(Controller):
         "/{offer_id:str}/deactivate",
         status_code=200,
         summary="Deactivate an offer",
+        description="Takes no body; an empty body or `{}` is accepted.",
         responses=error_responses(400, 404, 409, 412),
     )
     async def deactivate(
@@ -108,6 +112,7 @@ class OfferController(Controller):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:
+        await params.optional_body(request, EmptyBody)
         offer = await services.offers.set_active(
             params.context(request), params.offer_id(offer_id), False, params.if_match(if_match)
         )

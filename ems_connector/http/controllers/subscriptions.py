@@ -11,9 +11,8 @@ from ems_connector.http import params
 from ems_connector.http.dependencies import ServicesDep
 from ems_connector.http.errors import ENVELOPE_OPT, error_responses
 from ems_connector.http.params import IdempotencyKey, IfMatch, PathId
-from ems_connector.schemas.common import MAX_JSON_INT
+from ems_connector.schemas.common import MAX_JSON_INT, EmptyBody
 from ems_connector.schemas.subscriptions import (
-    ActivateRequest,
     CancelRequest,
     CreateSubscriptionRequest,
     RenewRequest,
@@ -67,7 +66,7 @@ class SubscriptionController(Controller):
             int | None, QueryParameter(name="customerId", ge=1, le=MAX_JSON_INT)
         ] = None,
         offer_id: Annotated[
-            str | None, QueryParameter(name="offerId", pattern=r"^[SPEAR][1-9]\d{8}_[A-Z0-9]{2}$")
+            str | None, QueryParameter(name="offerId", pattern=r"^[SPEAR][1-9]\d{8}_[A-Z]{2}$")
         ] = None,
         payment_method_id: Annotated[
             int | None, QueryParameter(name="paymentMethodId", ge=1, le=MAX_JSON_INT)
@@ -173,7 +172,7 @@ class SubscriptionController(Controller):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[SubscriptionResource]:
-        await params.optional_body(request, ActivateRequest)
+        await params.optional_body(request, EmptyBody)
         resource = await services.subscriptions.activate(
             params.context(request),
             params.int_id(subscription_id, "subscriptionId"),
