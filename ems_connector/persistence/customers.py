@@ -54,11 +54,10 @@ async def search(
 
 
 async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping | None:
-    """The new row, or None when the email is taken (a concurrent create won)."""
+    """The new row, or None when the email is taken; the caller then abandons its work."""
     try:
-        async with conn.begin_nested():
-            result = await conn.execute(insert(customers).values(**values).returning(*customers.c))
-            return result.mappings().one()
+        result = await conn.execute(insert(customers).values(**values).returning(*customers.c))
+        return result.mappings().one()
     except IntegrityError:
         return None
 
@@ -66,15 +65,14 @@ async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> RowM
 async def update_customer(
     conn: AsyncConnection, publisher_id: int, customer_id: int, values: dict[str, Any]
 ) -> RowMapping | None:
-    """The updated row, or None when the new email is taken."""
+    """The updated row, or None when the email is taken; the caller then abandons its work."""
     try:
-        async with conn.begin_nested():
-            result = await conn.execute(
-                update(customers)
-                .where(customers.c.publisher_id == publisher_id, customers.c.id == customer_id)
-                .values(**values)
-                .returning(*customers.c)
-            )
-            return result.mappings().one()
+        result = await conn.execute(
+            update(customers)
+            .where(customers.c.publisher_id == publisher_id, customers.c.id == customer_id)
+            .values(**values)
+            .returning(*customers.c)
+        )
+        return result.mappings().one()
     except IntegrityError:
         return None

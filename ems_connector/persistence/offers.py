@@ -27,10 +27,9 @@ async def list_all(conn: AsyncConnection, publisher_id: int) -> Sequence[RowMapp
 
 
 async def insert_offer(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """False when the publisher already has an offer with this id."""
+    """False when the offer id is taken; the caller then abandons its unit of work."""
     try:
-        async with conn.begin_nested():
-            await conn.execute(insert(offers).values(**values))
+        await conn.execute(insert(offers).values(**values))
     except IntegrityError:
         return False
     return True

@@ -68,11 +68,10 @@ async def search(
 
 async def insert_subscription(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping:
     try:
-        async with conn.begin_nested():
-            result = await conn.execute(
-                insert(subscriptions).values(**values).returning(*subscriptions.c)
-            )
-            return result.mappings().one()
+        result = await conn.execute(
+            insert(subscriptions).values(**values).returning(*subscriptions.c)
+        )
+        return result.mappings().one()
     except IntegrityError as exc:
         if "external_id" in str(exc.orig):
             raise DuplicateExternalId() from exc
@@ -87,17 +86,16 @@ async def update_subscription(
     None means another writer committed first (the caller answers 409/412).
     """
     try:
-        async with conn.begin_nested():
-            result = await conn.execute(
-                update(subscriptions)
-                .where(
-                    subscriptions.c.id == row["id"],
-                    subscriptions.c.version == row["version"],
-                )
-                .values(**values, version=row["version"] + 1)
-                .returning(*subscriptions.c)
+        result = await conn.execute(
+            update(subscriptions)
+            .where(
+                subscriptions.c.id == row["id"],
+                subscriptions.c.version == row["version"],
             )
-            return result.mappings().first()
+            .values(**values, version=row["version"] + 1)
+            .returning(*subscriptions.c)
+        )
+        return result.mappings().first()
     except IntegrityError as exc:
         if "external_id" in str(exc.orig):
             raise DuplicateExternalId() from exc
