@@ -16,9 +16,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## serve on port 8000 with demo data (SQLite at ./var/ems.db)
 	$(BIN)/ems-connector demo
 
-test: $(STAMP)  ## lint, then the whole test suite
-	$(BIN)/ruff check .
-	$(BIN)/lint-imports
+test: lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

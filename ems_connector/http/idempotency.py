@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, cast
 
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from ems_connector.context import RequestContext
 from ems_connector.errors import BadRequest, Conflict, Unprocessable
@@ -23,7 +23,7 @@ def _valid_key(key: str) -> bool:
     return 1 <= len(key) <= 255 and key.isprintable() and key.isascii()
 
 
-def _fingerprint(scope: Scope, body: bytes) -> str:
+def _fingerprint(scope: HTTPScope, body: bytes) -> str:
     digest = hashlib.sha256()
     for part in (scope["method"].encode(), scope["path"].encode(), scope["query_string"], body):
         digest.update(len(part).to_bytes(8, "big"))
@@ -34,7 +34,7 @@ def _fingerprint(scope: Scope, body: bytes) -> str:
 def idempotency_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         raw_key = dict(scope["headers"]).get(b"idempotency-key")
-        if scope["method"] not in WRITE_METHODS or raw_key is None:
+        if cast("HTTPScope", scope)["method"] not in WRITE_METHODS or raw_key is None:
             await app(scope, receive, send)
             return
         key = raw_key.decode("latin-1")
@@ -58,7 +58,7 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
             )
         services: Any = scope["app"].state.services
         settings: Any = scope["app"].state.settings
-        fingerprint = _fingerprint(scope, scope["state"].get("raw_body", b""))
+        fingerprint = _fingerprint(cast("HTTPScope", scope), scope["state"].get("raw_body", b""))
         in_flight.add(slot)
         try:
             await _run_once(app, scope, receive, send, services, settings, ctx, key, fingerprint)
@@ -80,7 +80,7 @@ async def _run_once(
     fingerprint: str,
 ) -> None:
     now = services.clock.now()
-    captured: list[Message] = []
+    captured: list[Any] = []  # ASGI messages, sent on only after the commit
     async with services.db.outer_transaction() as outer:
         stored = await repo.find(
             outer.conn, ctx.publisher_id, key, not_before=now - settings.idempotency_ttl_seconds
@@ -106,7 +106,7 @@ async def _run_once(
                 captured.append(message)
 
             await app(scope, receive, capture)
-            start = captured[0]
+            start: Any = captured[0]
             status: int = start["status"]
             if status < 500 and status not in _NOT_STORED:
                 body = b"".join(m.get("body", b"") for m in captured[1:])
