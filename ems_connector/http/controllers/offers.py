@@ -18,10 +18,26 @@ from ems_connector.schemas.offers import (
     OfferResource,
     UpdateOfferRequest,
 )
+from ems_connector.services.container import Services
 
 
 def _with_etag(offer: OfferResource, status: int = 200) -> Response[OfferResource]:
     return Response(offer, status_code=status, headers=params.etag(offer.version))
+
+
+async def _set_active(
+    request: Request[Any, Any, Any],
+    services: Services,
+    offer_id: str,
+    if_match: str | None,
+    *,
+    active: bool,
+) -> Response[OfferResource]:
+    await params.optional_body(request, EmptyBody)  # these actions take no fields
+    offer = await services.offers.set_active(
+        params.context(request), params.offer_id(offer_id), active, params.if_match(if_match)
+    )
+    return _with_etag(offer)
 
 
 class OfferController(Controller):
@@ -91,11 +107,7 @@ class OfferController(Controller):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:
-        await params.optional_body(request, EmptyBody)
-        offer = await services.offers.set_active(
-            params.context(request), params.offer_id(offer_id), True, params.if_match(if_match)
-        )
-        return _with_etag(offer)
+        return await _set_active(request, services, offer_id, if_match, active=True)
 
     @post(
         "/{offer_id:str}/deactivate",
@@ -112,8 +124,4 @@ class OfferController(Controller):
         if_match: IfMatch = None,
         idempotency_key: IdempotencyKey = None,
     ) -> Response[OfferResource]:
-        await params.optional_body(request, EmptyBody)
-        offer = await services.offers.set_active(
-            params.context(request), params.offer_id(offer_id), False, params.if_match(if_match)
-        )
-        return _with_etag(offer)
+        return await _set_active(request, services, offer_id, if_match, active=False)
