@@ -16,7 +16,9 @@ from ems_connector.http.controllers.health import health, ready
 from ems_connector.http.controllers.offers import OfferController
 from ems_connector.http.controllers.operations import OperationController
 from ems_connector.http.controllers.payment_methods import PaymentMethodController
+from ems_connector.http.controllers.payments import PaymentController
 from ems_connector.http.controllers.subscriptions import SubscriptionController
+from ems_connector.http.controllers.switches import SwitchController
 from ems_connector.http.controllers.test_clock import TestClockController
 from ems_connector.http.errors import EXCEPTION_HANDLERS
 from ems_connector.http.idempotency import idempotency_middleware
@@ -43,6 +45,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
     api_routes: list[type] = [
         SubscriptionController,
+        SwitchController,
+        PaymentController,
         CustomerController,
         OfferController,
         PaymentMethodController,

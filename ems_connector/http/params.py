@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -59,6 +60,18 @@ def int_id(raw: str, name: str) -> int:
     if raw.startswith("-") or len(raw) > _MAX_ID_DIGITS:
         raise _not_found(name, raw)
     return int(raw)
+
+
+def uuid_id(raw: str, name: str) -> str:
+    """A path id that must be a UUID (switches): anything else is 400 INVALID_ID."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise BadRequest(
+            "INVALID_ID",
+            f"{name} must be a UUID, got {raw!r}",
+            {"fields": [{"field": name, "message": "must be a UUID"}]},
+        ) from None
 
 
 def offer_id(raw: str) -> str:

@@ -31,6 +31,8 @@ metadata = MetaData(
 
 # Ids start where the contract's ranges start: customers and subscriptions at 100000000.
 FIRST_ID = 100_000_000
+# Python None is stored as SQL NULL, not the JSON literal null, so `IS NULL` finds it.
+NULLABLE_JSON = JSON(none_as_null=True)
 # SQLite assigns ids only to a column declared exactly INTEGER PRIMARY KEY.
 SERIAL = BigInteger().with_variant(Integer, "sqlite")
 
@@ -63,7 +65,7 @@ offers = Table(
     Column("price_currency", String(3), nullable=False),
     Column("period_unit", String(8), nullable=False),
     Column("period_amount", Integer, nullable=False),
-    Column("free_trial", JSON, nullable=True),
+    Column("free_trial", NULLABLE_JSON, nullable=True),
     Column("app_store_product_ids", JSON, nullable=False),
     Column("external_properties", JSON, nullable=False),
     Column("channels", JSON, nullable=False),
@@ -101,7 +103,7 @@ customers = Table(
     Column("first_name", String(50), nullable=True),
     Column("last_name", String(50), nullable=True),
     Column("external_id", String(120), nullable=True),
-    Column("external_data", JSON, nullable=True),
+    Column("external_data", NULLABLE_JSON, nullable=True),
     Column("reg_date", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     UniqueConstraint("publisher_id", "email_normalized"),
@@ -126,8 +128,8 @@ subscriptions = Table(
     Column("source", String(64), nullable=False),
     Column("latest_payment_external_id", String(255), nullable=True),
     Column("pending_switch_id", String(36), nullable=True),
-    Column("replaced_by", JSON, nullable=True),
-    Column("originated_from", JSON, nullable=True),
+    Column("replaced_by", NULLABLE_JSON, nullable=True),
+    Column("originated_from", NULLABLE_JSON, nullable=True),
     Column("renewals_completed", Integer, nullable=False),
     Column("period_unit", String(8), nullable=False),
     Column("period_amount", Integer, nullable=False),
@@ -184,4 +186,58 @@ idempotency_keys = Table(
     Column("headers", JSON, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("created_at", BigInteger, nullable=False, index=True),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", SERIAL, Identity(start=FIRST_ID), primary_key=True),
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), nullable=False),
+    Column("customer_id", BigInteger, ForeignKey("customers.id"), nullable=False),
+    Column("offer_id", String(16), nullable=False),
+    Column("payment_method_id", BigInteger, ForeignKey("payment_methods.id"), nullable=False),
+    Column("subscription_id", BigInteger, nullable=True),
+    # the switch an `offer-switch` payment is attached to
+    Column("switch_id", String(36), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("payment_operation", String(32), nullable=False),
+    Column("net_amount", Float, nullable=False),
+    Column("tax_amount", Float, nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("country", String(2), nullable=True),
+    Column("external_payment_id", String(255), nullable=False),
+    Column("rejected_reason", String(512), nullable=True),
+    Column("refunded_reason", String(512), nullable=True),
+    # the operation that consumed this payment ({"type", "subscriptionId"|"switchId"}), if any
+    Column("used_by", NULLABLE_JSON, nullable=True),
+    # hash of the creating request, so a same-body repeat returns the stored payment
+    Column("request_fingerprint", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    UniqueConstraint("publisher_id", "payment_method_id", "external_payment_id"),
+    Index("ix_payments_publisher_customer", "publisher_id", "customer_id"),
+    Index("ix_payments_publisher_subscription", "publisher_id", "subscription_id"),
+    sqlite_autoincrement=True,
+)
+
+switches = Table(
+    "switches",
+    metadata,
+    # `seq` orders switches as they were requested; `id` is the public UUID.
+    Column("seq", SERIAL, Identity(), primary_key=True),
+    Column("id", String(36), nullable=False, unique=True),
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), nullable=False),
+    Column("subscription_id", BigInteger, ForeignKey("subscriptions.id"), nullable=False),
+    Column("customer_id", BigInteger, nullable=False),
+    Column("from_offer_id", String(16), nullable=False),
+    Column("to_offer_id", String(16), nullable=False),
+    Column("direction", String(16), nullable=False),
+    Column("algorithm", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payment_id", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_switches_publisher_customer", "publisher_id", "customer_id"),
+    Index("ix_switches_publisher_subscription", "publisher_id", "subscription_id"),
+    sqlite_autoincrement=True,
 )

@@ -9,8 +9,10 @@ from ems_connector.services.customers import CustomerService
 from ems_connector.services.offers import OfferService
 from ems_connector.services.operations import OperationService
 from ems_connector.services.payment_methods import PaymentMethodService
+from ems_connector.services.payments import PaymentService
 from ems_connector.services.publishers import PublisherService
 from ems_connector.services.subscriptions import SubscriptionService
+from ems_connector.services.switches import SwitchService
 
 
 class Services:
@@ -23,4 +25,6 @@ class Services:
         self.payment_methods = PaymentMethodService(db, uow)
         self.customers = CustomerService(db, uow)
         self.subscriptions = SubscriptionService(db, uow)
+        self.payments = PaymentService(db, uow)
+        self.switches = SwitchService(db, uow)
         self.operations = OperationService(db)

@@ -21,6 +21,7 @@ from ems_connector.persistence import customers as customers_repo
 from ems_connector.persistence import offers as offers_repo
 from ems_connector.persistence import payment_methods as methods_repo
 from ems_connector.persistence import subscriptions as repo
+from ems_connector.persistence import switches as switches_repo
 from ems_connector.persistence.database import Database
 from ems_connector.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from ems_connector.schemas.subscriptions import (
@@ -35,7 +36,9 @@ from ems_connector.schemas.subscriptions import (
     TransferRequest,
     UpdateSubscriptionRequest,
 )
+from ems_connector.services import payment_links
 from ems_connector.services.periods import add_period
+from ems_connector.services.switches import offer_change
 from state_machines import InvalidTransition
 from state_machines import subscription as machine
 
@@ -61,6 +64,8 @@ _WIRE_NAMES = {
     "external_properties": "externalProperties",
     "external_id": "externalId",
     "renewals_completed": "renewalCycleCompleted",
+    "offer_id": "offerId",
+    "latest_payment_external_id": "latestPaymentExternalId",
 }
 
 
@@ -183,8 +188,15 @@ class SubscriptionService:
                     "PAYMENT_METHOD_NOT_FOUND",
                     f"Payment method with id: {req.payment_method_id} not found",
                 )
+            payment = None
             if req.payment_id is not None:
-                raise _payment_not_found(req.payment_id)
+                payment = await payment_links.usable_payment(
+                    uow,
+                    req.payment_id,
+                    customer_id=req.customer_id,
+                    payment_method_id=req.payment_method_id,
+                    offer_id=req.offer_id,
+                )
             await self._ensure_external_id_free(uow, method["source"], req.external_id)
             expires_at = req.expires_at or add_period(
                 uow.now, offer["period_unit"], offer["period_amount"]
@@ -201,10 +213,15 @@ class SubscriptionService:
                     "external_properties": req.external_properties or {},
                     "payment_method_id": req.payment_method_id,
                     "source": method["source"],
+                    "latest_payment_external_id": _external_id_of(payment),
                     "period_unit": offer["period_unit"],
                     "period_amount": offer["period_amount"],
                 },
             )
+            if payment is not None:
+                await payment_links.claim(
+                    uow, payment, {"type": "createSubscription", "subscriptionId": row["id"]}
+                )
             await uow.log(
                 "createSubscription",
                 {
@@ -216,6 +233,7 @@ class SubscriptionService:
                 },
                 customer_id=req.customer_id,
                 subscription_id=row["id"],
+                payment_id=req.payment_id,
             )
             return to_resource(row)
 
@@ -337,6 +355,10 @@ class SubscriptionService:
         async with self.uow(ctx) as uow:
             row = await self._load(uow, subscription_id, expected_version)
             status = _fire(row, "renew")
+            # A finished DEFERRED switch takes effect now, before the new period is computed.
+            values: dict[str, Any] = await self._deferred_switch(uow, row)
+            period_unit = values.get("period_unit", row["period_unit"])
+            period_amount = values.get("period_amount", row["period_amount"])
             if req.expires_at is not None:
                 if req.expires_at <= row["date_to"]:
                     raise Unprocessable(
@@ -347,24 +369,39 @@ class SubscriptionService:
                     )
                 expires_at = req.expires_at
             else:
-                expires_at = add_period(
-                    max(row["date_to"], uow.now), row["period_unit"], row["period_amount"]
-                )
-            if req.payment_id is not None:
-                raise _payment_not_found(req.payment_id)
-            values: dict[str, Any] = {
-                "status": status,
-                "date_to": expires_at,
-                "renewals_completed": row["renewals_completed"] + 1,
-            }
+                expires_at = add_period(max(row["date_to"], uow.now), period_unit, period_amount)
+            values.update(
+                status=status,
+                date_to=expires_at,
+                renewals_completed=row["renewals_completed"] + 1,
+            )
             if req.convert_trial:
                 values["in_trial"] = False
+            if req.payment_id is not None:
+                payment = await payment_links.usable_payment(
+                    uow,
+                    req.payment_id,
+                    customer_id=row["customer_id"],
+                    payment_method_id=row["payment_method_id"],
+                    subscription_id=row["id"],
+                )
+                await payment_links.claim(
+                    uow, payment, {"type": "renewSubscription", "subscriptionId": row["id"]}
+                )
+                values["latest_payment_external_id"] = payment["external_payment_id"]
             updated = await self._update(uow, row, values, expected_version)
+            payload: dict[str, Any] = {
+                "changes": _changes(row, values),
+                "convertTrial": req.convert_trial,
+            }
+            if "offer_id" in values:
+                payload["appliedSwitchId"] = row["pending_switch_id"]
             await uow.log(
                 "renewSubscription",
-                {"changes": _changes(row, values), "convertTrial": req.convert_trial},
+                payload,
                 customer_id=row["customer_id"],
                 subscription_id=row["id"],
+                payment_id=req.payment_id,
             )
             return to_resource(updated)
 
@@ -460,8 +497,15 @@ class SubscriptionService:
                     "OFFER_INACTIVE",
                     f"Offer {row['offer_id']} is not active; activate it before reviving",
                 )
+            payment = None
             if req.payment_id is not None:
-                raise _payment_not_found(req.payment_id)
+                payment = await payment_links.usable_payment(
+                    uow,
+                    req.payment_id,
+                    customer_id=row["customer_id"],
+                    payment_method_id=row["payment_method_id"],
+                    subscription_id=row["id"],
+                )
             await self._ensure_external_id_free(uow, row["source"], row["external_id"])
             copy = await self._insert(
                 uow,
@@ -475,12 +519,17 @@ class SubscriptionService:
                     "external_properties": row["external_properties"],
                     "payment_method_id": row["payment_method_id"],
                     "source": row["source"],
-                    "latest_payment_external_id": row["latest_payment_external_id"],
+                    "latest_payment_external_id": _external_id_of(payment)
+                    or row["latest_payment_external_id"],
                     "period_unit": offer["period_unit"],
                     "period_amount": offer["period_amount"],
                     "originated_from": _link_value(row["id"], "revive", uow.now),
                 },
             )
+            if payment is not None:
+                await payment_links.claim(
+                    uow, payment, {"type": "reviveSubscription", "subscriptionId": copy["id"]}
+                )
             updated = await self._update(
                 uow,
                 row,
@@ -492,10 +541,24 @@ class SubscriptionService:
                 {"newSubscriptionId": copy["id"], "expiresAt": expires_at},
                 customer_id=row["customer_id"],
                 subscription_id=row["id"],
+                payment_id=req.payment_id,
             )
             return to_resource(updated)
 
     # ---- helpers -----------------------------------------------------------------------------
+
+    async def _deferred_switch(self, uow: UnitOfWork, row: RowMapping) -> dict[str, Any]:
+        """The columns a finished DEFERRED switch changes at this renew (none if there is none)."""
+        if row["pending_switch_id"] is None:
+            return {}
+        switch = await switches_repo.get(
+            uow.conn, uow.context.publisher_id, row["pending_switch_id"]
+        )
+        if switch is None or switch["status"] != "finished":
+            return {}  # still in progress: the renew keeps the current offer
+        target = await offers_repo.get(uow.conn, uow.context.publisher_id, switch["to_offer_id"])
+        assert target is not None  # offers are never deleted
+        return {**offer_change(target), "pending_switch_id": None}
 
     async def _load(
         self, uow: UnitOfWork, subscription_id: int, expected_version: int | None
@@ -591,6 +654,5 @@ def _version_mismatch(row: RowMapping, expected_version: int) -> PreconditionFai
     )
 
 
-def _payment_not_found(payment_id: int) -> Unprocessable:
-    # No payment can exist yet: EMS payments (POST /3.1/payments) arrive with issue 3.
-    return Unprocessable("PAYMENT_NOT_FOUND", f"Payment with id: {payment_id} not found")
+def _external_id_of(payment: RowMapping | None) -> str | None:
+    return payment["external_payment_id"] if payment is not None else None
