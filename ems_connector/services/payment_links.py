@@ -24,8 +24,9 @@ async def usable_payment(
     """The payment, if this operation may use it; else the contract's 422.
 
     `offer_id` is checked on create only (a renewal may be paid at a switched-to price);
-    `subscription_id` only when the payment names a subscription; `switch_id` lets a switch
-    use the payment already attached to it.
+    a payment that names a subscription pays only that one (`subscription_id` None, on
+    create, means none exists yet); `switch_id` lets a switch use the payment already
+    attached to it.
     """
     payment = await repo.get(uow.conn, uow.context.publisher_id, payment_id)
     if payment is None:
@@ -42,7 +43,7 @@ async def usable_payment(
         mismatched.append("paymentMethodId")
     if offer_id is not None and payment["offer_id"] != offer_id:
         mismatched.append("offerId")
-    if subscription_id is not None and payment["subscription_id"] not in (None, subscription_id):
+    if payment["subscription_id"] not in (None, subscription_id):
         mismatched.append("subscriptionId")
     if mismatched:
         raise Unprocessable(
