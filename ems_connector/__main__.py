@@ -1,9 +1,11 @@
-"""`ems-connector` / `python -m ems_connector`: serve, demo, migrate, publishers, openapi."""
+"""`ems-connector` / `python -m ems_connector`: serve, demo, dispatch, migrate, publishers,
+openapi."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -76,6 +78,26 @@ The README walks through a whole subscription lifecycle. OpenAPI: {base}/schema/
     _serve(settings)
 
 
+def _cmd_dispatch(settings: Settings, _args: argparse.Namespace) -> None:
+    """Deliver webhooks from this process until SIGTERM or SIGINT."""
+    from webhooks.dispatcher import Dispatcher
+
+    async def dispatch(services: Services) -> None:
+        dispatcher = Dispatcher(services.db, services.clock.now_float)
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        runner = asyncio.create_task(dispatcher.run())
+        print("delivering webhooks; SIGTERM stops", flush=True)
+        await stopping.wait()
+        await dispatcher.stop()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+    asyncio.run(_with_services(settings, dispatch))
+
+
 def _cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
     asyncio.run(_with_services(settings, _noop))
     print("database is at the newest migration")
@@ -111,6 +133,9 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("demo", help="seed demo data, print a key, and serve").set_defaults(
         run=_cmd_demo
     )
+    commands.add_parser(
+        "dispatch", help="deliver webhooks (for EMS_DISPATCHER=off API processes)"
+    ).set_defaults(run=_cmd_dispatch)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(run=_cmd_migrate)
     publishers = commands.add_parser("publishers", help="manage publishers").add_subparsers(
         dest="publishers_command", required=True

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -20,15 +23,27 @@ from ems_connector.http.controllers.payments import PaymentController
 from ems_connector.http.controllers.subscriptions import SubscriptionController
 from ems_connector.http.controllers.switches import SwitchController
 from ems_connector.http.controllers.test_clock import TestClockController
+from ems_connector.http.controllers.webhooks import (
+    SyncStatusController,
+    WebhookDeliveryController,
+    WebhookEndpointController,
+    WebhookSubscriptionController,
+)
 from ems_connector.http.errors import EXCEPTION_HANDLERS
 from ems_connector.http.idempotency import idempotency_middleware
 from ems_connector.openapi import openapi_config
 from ems_connector.persistence.database import Database
 from ems_connector.persistence.migrate import upgrade
 from ems_connector.services.container import Services
+from webhooks.dispatcher import Dispatcher
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    webhook_transport: httpx.AsyncBaseTransport | None = None,
+) -> Litestar:
     settings = settings or load_settings()
     db = Database(
         settings.database_url,
@@ -36,11 +51,26 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         read_pool_size=settings.read_pool_size,
     )
     services = Services(db, clock or Clock())
+    dispatcher = (
+        Dispatcher(db, services.clock.now_float, transport=webhook_transport)
+        if settings.dispatcher == "inline"
+        else None
+    )
+    background: list[asyncio.Task[None]] = []
 
-    async def migrate_on_start() -> None:
+    async def start() -> None:
         await upgrade(db.write_engine)
+        if dispatcher is not None:
+            services.uow.on_events = dispatcher.wake
+            background.append(asyncio.create_task(dispatcher.run(), name="webhook-dispatcher"))
 
-    async def close_database() -> None:
+    async def stop() -> None:
+        if dispatcher is not None:
+            # in-flight attempts finish and are recorded; the rest stay in the outbox
+            await dispatcher.stop()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
         await db.dispose()
 
     api_routes: list[type] = [
@@ -48,6 +78,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         SwitchController,
         PaymentController,
         CustomerController,
+        WebhookEndpointController,
+        WebhookSubscriptionController,
+        WebhookDeliveryController,
+        SyncStatusController,
         OfferController,
         PaymentMethodController,
         OperationController,
@@ -72,9 +106,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
-        state=State({"services": services, "settings": settings}),
-        on_startup=[migrate_on_start],
-        on_shutdown=[close_database],
+        state=State({"services": services, "settings": settings, "dispatcher": dispatcher}),
+        on_startup=[start],
+        on_shutdown=[stop],
         before_send=[echo_request_id],
         # our body guard enforces the configured limit with the contract's 400
         request_max_body_size=None,

@@ -22,6 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     idempotency_ttl_seconds: int = 24 * 3600
     sqlite_busy_timeout_ms: int = 10_000
     read_pool_size: int = 8
+    dispatcher: str = "inline"
 
 
 def _parse_bool(raw: str) -> bool:
@@ -53,6 +54,12 @@ def _database_url(raw: str) -> str:
         raise ValueError(
             "expected a sqlite+aiosqlite:///path URL (PostgreSQL is not supported yet)"
         )
+    return raw
+
+
+def _dispatcher(raw: str) -> str:
+    if raw not in {"inline", "off"}:
+        raise ValueError("expected inline or off")
     return raw
 
 
@@ -92,6 +99,12 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
         "sqlite_busy_timeout_ms",
         _positive_int,
         "how long SQLite waits for another process's write lock before answering 503",
+    ),
+    "EMS_DISPATCHER": (
+        "dispatcher",
+        _dispatcher,
+        "`inline` delivers webhooks from the API process; `off` leaves it to "
+        "`ems-connector dispatch`",
     ),
     "EMS_READ_POOL_SIZE": (
         "read_pool_size",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
 
 from ems_connector.app import create_app
 from ems_connector.config import Settings
@@ -37,14 +40,55 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ems.db", test_mode=True)
 
 
+class AppClient(httpx.AsyncClient):
+    """An HTTP client of an app that runs in the test's own event loop."""
+
+    def __init__(self, app: Litestar) -> None:
+        super().__init__(
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            base_url="http://testserver.local",
+        )
+        self.app = app
+
+
+@contextlib.asynccontextmanager
+async def running_app(settings: Settings, **options: Any) -> AsyncIterator[AppClient]:
+    """Start the app (migrations, dispatcher) in this loop, and stop it at the end.
+
+    Running it in the test's loop, not on a test-client thread, lets fixtures call services
+    directly without two event loops sharing one database lock.
+    """
+    app = create_app(settings, **options)
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        # The lifespan must begin and end in one task.
+        async with app.lifespan():
+            started.set()
+            await finished.wait()
+
+    task = asyncio.create_task(lifespan())
+    starting = asyncio.create_task(started.wait())
+    await asyncio.wait({task, starting}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        starting.cancel()
+        task.result()  # start-up failed: raise its error
+    try:
+        async with AppClient(app) as test_client:
+            yield test_client
+    finally:
+        finished.set()
+        await task
+
+
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with AsyncTestClient(create_app(settings)) as test_client:
+async def client(settings: Settings) -> AsyncIterator[AppClient]:
+    async with running_app(settings) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def services(client: AsyncTestClient[Any]) -> Services:
+def services(client: AppClient) -> Services:
     return client.app.state.services  # type: ignore[no-any-return]
 
 
@@ -73,7 +117,7 @@ async def other_tenant(services: Services) -> Tenant:
 class Api:
     """A tenant's view of the HTTP API, with JSON helpers that assert the status."""
 
-    def __init__(self, client: AsyncTestClient[Any], tenant: Tenant) -> None:
+    def __init__(self, client: AppClient, tenant: Tenant) -> None:
         self.client = client
         self.tenant = tenant
 
@@ -130,10 +174,10 @@ class Api:
 
 
 @pytest.fixture
-def api(client: AsyncTestClient[Any], tenant: Tenant) -> Api:
+def api(client: AppClient, tenant: Tenant) -> Api:
     return Api(client, tenant)
 
 
 @pytest.fixture
-def other_api(client: AsyncTestClient[Any], other_tenant: Tenant) -> Api:
+def other_api(client: AppClient, other_tenant: Tenant) -> Api:
     return Api(client, other_tenant)

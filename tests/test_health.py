@@ -4,31 +4,28 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Any
 
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
-from ems_connector.app import create_app
 from ems_connector.config import Settings
 from ems_connector.demo import seed
 from ems_connector.persistence.database import sqlite_path
-from tests.conftest import Api
+from tests.conftest import Api, AppClient, running_app
 
 
-async def test_health_needs_no_key(client: AsyncTestClient[Any]) -> None:
+async def test_health_needs_no_key(client: AppClient) -> None:
     response = await client.get("/health")
     assert response.status_code == 200 and response.json() == {"status": "ok", "detail": None}
 
 
-async def test_ready_when_migrated(client: AsyncTestClient[Any]) -> None:
+async def test_ready_when_migrated(client: AppClient) -> None:
     response = await client.get("/ready")
     assert response.status_code == 200 and response.json()["status"] == "ready"
 
 
 async def test_not_ready_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ok.db")
-    async with AsyncTestClient(create_app(settings)) as test_client:
+    async with running_app(settings) as test_client:
         (tmp_path / "ok.db").unlink()
         (tmp_path / "ok.db").mkdir()  # a directory where the database file was
         await test_client.app.state.services.db.dispose()
@@ -38,9 +35,7 @@ async def test_not_ready_when_the_database_cannot_be_opened(tmp_path: Path) -> N
     assert response.headers["retry-after"]
 
 
-async def test_database_is_wal_with_full_sync(
-    client: AsyncTestClient[Any], settings: Settings
-) -> None:
+async def test_database_is_wal_with_full_sync(client: AppClient, settings: Settings) -> None:
     path = sqlite_path(settings.database_url)
     assert path is not None and path.exists()
     with sqlite3.connect(path) as raw:
@@ -68,7 +63,7 @@ async def test_test_clock_needs_exactly_one_field(api: Api) -> None:
 
 async def test_test_clock_is_absent_outside_test_mode(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/p.db", test_mode=False)
-    async with AsyncTestClient(create_app(settings)) as test_client:
+    async with running_app(settings) as test_client:
         _, key, _ = await seed(test_client.app.state.services)
         response = await test_client.get("/3.1/test/clock", headers={"X-Publisher-Token": key})
     assert response.status_code == 404 and response.json()["code"] == "NOT_FOUND"

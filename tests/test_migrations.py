@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ems_connector.persistence.migrate import is_current, upgrade
 from ems_connector.persistence.tables import metadata
+from webhooks.tables import metadata as webhook_metadata
 
 
 async def test_migrated_schema_matches_the_tables(tmp_path: Path) -> None:
@@ -20,7 +21,8 @@ async def test_migrated_schema_matches_the_tables(tmp_path: Path) -> None:
         await upgrade(engine)  # a second run is a no-op
 
         def diff(connection: Connection) -> list[object]:
-            return list(compare_metadata(MigrationContext.configure(connection), metadata))
+            context = MigrationContext.configure(connection)
+            return list(compare_metadata(context, [metadata, webhook_metadata]))
 
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []

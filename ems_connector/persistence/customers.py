@@ -76,3 +76,12 @@ async def update_customer(
         return result.mappings().one()
     except IntegrityError:
         return None
+
+
+async def emails_of(conn: AsyncConnection, customer_ids: set[int]) -> dict[int, str]:
+    if not customer_ids:
+        return {}
+    result = await conn.execute(
+        select(customers.c.id, customers.c.email).where(customers.c.id.in_(customer_ids))
+    )
+    return {customer_id: email for customer_id, email in result.all()}

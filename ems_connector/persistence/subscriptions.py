@@ -116,3 +116,22 @@ async def set_replaced_by(
         .returning(*subscriptions.c)
     )
     return result.mappings().one()
+
+
+async def live_page(
+    conn: AsyncConnection,
+    publisher_id: int,
+    payment_method_id: int | None,
+    after_id: int,
+    limit: int,
+) -> Sequence[RowMapping]:
+    """Non-terminated subscriptions with ids above `after_id`, in id order."""
+    query = select(subscriptions).where(
+        subscriptions.c.publisher_id == publisher_id,
+        subscriptions.c.status != "terminated",
+        subscriptions.c.id > after_id,
+    )
+    if payment_method_id is not None:
+        query = query.where(subscriptions.c.payment_method_id == payment_method_id)
+    result = await conn.execute(query.order_by(subscriptions.c.id).limit(limit))
+    return result.mappings().all()

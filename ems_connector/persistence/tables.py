@@ -134,9 +134,12 @@ subscriptions = Table(
     Column("period_unit", String(8), nullable=False),
     Column("period_amount", Integer, nullable=False),
     Column("version", Integer, nullable=False),
+    # the dateTo whose arrival was noted (a ReadyFor webhook suppressed), so it is noted once
+    Column("renewal_due_noted_for", BigInteger, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Index("ix_subscriptions_publisher_customer", "publisher_id", "customer_id"),
+    Index("ix_subscriptions_status_date_to", "status", "date_to"),
     Index("ix_subscriptions_publisher_payment_method", "publisher_id", "payment_method_id"),
     Index("ix_subscriptions_publisher_external_id", "publisher_id", "external_id"),
     # The contract's uniqueness rule, enforced by the database itself so that concurrent

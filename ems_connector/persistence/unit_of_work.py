@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -12,6 +12,7 @@ from ems_connector.clock import Clock
 from ems_connector.context import RequestContext
 from ems_connector.persistence import operations
 from ems_connector.persistence.database import Database
+from webhooks import outbox
 
 
 class UnitOfWork:
@@ -21,6 +22,38 @@ class UnitOfWork:
         self.conn = conn
         self.now = now
         self.context = context
+        self.emitted = 0
+
+    async def emit(
+        self,
+        topic: str,
+        data: Any,
+        *,
+        subscription_id: int | None = None,
+        subscription_version: int | None = None,
+        payment_id: int | None = None,
+        payment_method_id: int | None = None,
+        endpoint_ids: list[str] | None = None,
+    ) -> None:
+        """Put a webhook event in the outbox; it commits (or not) with the change."""
+        await outbox.enqueue(
+            self.conn,
+            publisher_id=self.context.publisher_id,
+            topic=topic,
+            data=data,
+            now=self.now,
+            subscription_id=subscription_id,
+            subscription_version=subscription_version,
+            payment_id=payment_id,
+            payment_method_id=payment_method_id,
+            endpoint_ids=endpoint_ids,
+        )
+        self.emitted += 1
+
+    def touch_outbox(self) -> None:
+        """Deliveries became due without a new event (a retry, a recovery): wake the
+        dispatcher after the commit too."""
+        self.emitted += 1
 
     async def log(
         self,
@@ -54,8 +87,13 @@ class UnitOfWorkFactory:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        # called after a commit that put events in the outbox (wakes the dispatcher)
+        self.on_events: Callable[[], None] | None = None
 
     @contextlib.asynccontextmanager
     async def __call__(self, context: RequestContext) -> AsyncIterator[UnitOfWork]:
         async with self.db.transaction() as conn:
-            yield UnitOfWork(conn, self.clock.now(), context)
+            uow = UnitOfWork(conn, self.clock.now(), context)
+            yield uow
+        if uow.emitted and self.on_events is not None:
+            self.on_events()

@@ -13,6 +13,7 @@ from ems_connector.services.payments import PaymentService
 from ems_connector.services.publishers import PublisherService
 from ems_connector.services.subscriptions import SubscriptionService
 from ems_connector.services.switches import SwitchService
+from ems_connector.services.webhooks import WebhookService
 
 
 class Services:
@@ -20,6 +21,7 @@ class Services:
         self.db = db
         self.clock = clock
         uow = UnitOfWorkFactory(db, clock)
+        self.uow = uow
         self.publishers = PublisherService(db, clock)
         self.offers = OfferService(db, uow)
         self.payment_methods = PaymentMethodService(db, uow)
@@ -27,4 +29,5 @@ class Services:
         self.subscriptions = SubscriptionService(db, uow)
         self.payments = PaymentService(db, uow)
         self.switches = SwitchService(db, uow)
+        self.webhooks = WebhookService(db, uow, clock)
         self.operations = OperationService(db)

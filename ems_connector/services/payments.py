@@ -23,6 +23,7 @@ from ems_connector.schemas.payments import (
     PaymentResource,
     UpdatePaymentRequest,
 )
+from ems_connector.services.webhook_events import payment_event
 from state_machines import payment as machine
 
 
@@ -152,6 +153,8 @@ class PaymentService:
                 switch_id=switch["id"] if switch else None,
                 payment_id=row["id"],
             )
+            if row["status"] == "captured":
+                await payment_event(uow, "transactionCreated", row)
             return await self._resource(uow, row), True
 
     async def _recurring(
@@ -262,6 +265,7 @@ class PaymentService:
                 switch_id=row["switch_id"],
                 payment_id=payment_id,
             )
+            await payment_event(uow, "paymentUpdated", updated)
             return await self._resource(uow, updated)
 
     async def _resource(self, uow: UnitOfWork, row: RowMapping) -> PaymentResource:

@@ -39,6 +39,7 @@ from ems_connector.schemas.subscriptions import (
 from ems_connector.services import payment_links
 from ems_connector.services.periods import add_period
 from ems_connector.services.switches import offer_change
+from ems_connector.services.webhook_events import subscription_event
 from state_machines import InvalidTransition
 from state_machines import subscription as machine
 
@@ -48,6 +49,12 @@ _EVENT_OPERATIONS = {
     "cancel": "cancelSubscription",
     "activate": "activateSubscription",
     "terminate": "terminateSubscription",
+}
+# Lifecycle event -> the webhook topic it raises (CONTRACT §12).
+_EVENT_TOPICS = {
+    "cancel": "subscriptionCancelled",
+    "activate": "subscriptionActivated",
+    "terminate": "subscriptionTerminated",
 }
 # Request field -> column, for the PATCH fields other than status.
 _PATCH_COLUMNS = {
@@ -235,6 +242,7 @@ class SubscriptionService:
                 subscription_id=row["id"],
                 payment_id=req.payment_id,
             )
+            await subscription_event(uow, "subscriptionCreated", row, payment_id=req.payment_id)
             return to_resource(row)
 
     # ---- declarative update ----------------------------------------------------------------
@@ -286,6 +294,13 @@ class SubscriptionService:
                 customer_id=row["customer_id"],
                 subscription_id=row["id"],
             )
+            if event is not None:
+                termination = (
+                    {"termination_type": "publisherCancel"} if event == "terminate" else {}
+                )
+                await subscription_event(uow, _EVENT_TOPICS[event], updated, **termination)
+            if not only_status:
+                await subscription_event(uow, "subscriptionUpdated", updated)
             return to_resource(updated)
 
     # ---- imperative actions ----------------------------------------------------------------
@@ -342,6 +357,13 @@ class SubscriptionService:
                 {"changes": _changes(row, values), **extra},
                 customer_id=row["customer_id"],
                 subscription_id=row["id"],
+            )
+            await subscription_event(
+                uow,
+                _EVENT_TOPICS[event],
+                updated,
+                termination_type=extra.get("terminationType"),
+                cancellation_reason=extra.get("cancellationReason"),
             )
             return to_resource(updated)
 
@@ -403,6 +425,18 @@ class SubscriptionService:
                 subscription_id=row["id"],
                 payment_id=req.payment_id,
             )
+            switched = (
+                {
+                    "switch_id": row["pending_switch_id"],
+                    "from_offer_id": row["offer_id"],
+                    "to_offer_id": values["offer_id"],
+                }
+                if "offer_id" in values
+                else {}
+            )
+            await subscription_event(
+                uow, "subscriptionRenewed", updated, payment_id=req.payment_id, **switched
+            )
             return to_resource(updated)
 
     async def transfer(
@@ -461,6 +495,16 @@ class SubscriptionService:
                 customer_id=row["customer_id"],
                 subscription_id=row["id"],
             )
+            moved = {
+                "new_subscription_id": copy["id"],
+                "from_customer_id": row["customer_id"],
+                "to_customer_id": req.customer_id,
+            }
+            await subscription_event(uow, "subscriptionTransferred", final, **moved)
+            await subscription_event(
+                uow, "subscriptionTerminated", final, termination_type="transfer"
+            )
+            await subscription_event(uow, "subscriptionCreated", copy, reason="transfer", **moved)
             return to_resource(final)
 
     async def revive(
@@ -542,6 +586,12 @@ class SubscriptionService:
                 customer_id=row["customer_id"],
                 subscription_id=row["id"],
                 payment_id=req.payment_id,
+            )
+            await subscription_event(
+                uow, "subscriptionRevived", updated, new_subscription_id=copy["id"]
+            )
+            await subscription_event(
+                uow, "subscriptionCreated", copy, reason="revive", payment_id=req.payment_id
             )
             return to_resource(updated)
 

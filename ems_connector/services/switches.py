@@ -19,6 +19,7 @@ from ems_connector.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from ems_connector.schemas.switches import CreateSwitchRequest, SwitchResource, UpdateSwitchRequest
 from ems_connector.services import payment_links
 from ems_connector.services.payments import switch_claim
+from ems_connector.services.webhook_events import subscription_event
 from state_machines import switch as machine
 
 _LIVE = ("active", "stopped")
@@ -93,7 +94,7 @@ class SwitchService:
                     "updated_at": uow.now,
                 },
             )
-            await _write_subscription(uow, sub, {"pending_switch_id": row["id"]})
+            sub = await _write_subscription(uow, sub, {"pending_switch_id": row["id"]})
             await uow.log(
                 "requestSwitch",
                 {
@@ -106,6 +107,7 @@ class SwitchService:
                 subscription_id=sub["id"],
                 switch_id=row["id"],
             )
+            await subscription_event(uow, "subscriptionSwitchRequested", sub, **_switch_ids(row))
             return to_resource(row)
 
     async def _check_target(self, uow: UnitOfWork, sub: RowMapping, to_offer_id: str) -> None:
@@ -224,7 +226,7 @@ class SwitchService:
         # A DEFERRED switch keeps `pendingSwitchId` until the next renew applies it.
         changes = {k: v for k, v in changes.items() if sub[k] != v}
         if changes:
-            await _write_subscription(uow, sub, changes)
+            sub = await _write_subscription(uow, sub, changes)
         kept_payment_id = payment["id"] if payment is not None else row["payment_id"]
         updated = await _write_switch(
             uow, row, {"status": "finished", "payment_id": kept_payment_id, "updated_at": uow.now}
@@ -241,6 +243,9 @@ class SwitchService:
             subscription_id=sub["id"],
             switch_id=row["id"],
             payment_id=kept_payment_id,
+        )
+        await subscription_event(
+            uow, "subscriptionSwitched", sub, payment_id=kept_payment_id, **_switch_ids(row)
         )
         return updated
 
@@ -274,7 +279,7 @@ class SwitchService:
 
     async def _cancel(self, uow: UnitOfWork, row: RowMapping, sub: RowMapping) -> RowMapping:
         if sub["pending_switch_id"] == row["id"]:
-            await _write_subscription(uow, sub, {"pending_switch_id": None})
+            sub = await _write_subscription(uow, sub, {"pending_switch_id": None})
         updated = await _write_switch(uow, row, {"status": "cancelled", "updated_at": uow.now})
         await uow.log(
             "cancelSwitch",
@@ -284,19 +289,30 @@ class SwitchService:
             switch_id=row["id"],
             payment_id=row["payment_id"],
         )
+        await subscription_event(uow, "subscriptionSwitchCancelled", sub, **_switch_ids(row))
         return updated
 
 
-async def _write_subscription(uow: UnitOfWork, sub: RowMapping, values: dict[str, Any]) -> None:
-    if (
-        await subscriptions_repo.update_subscription(
-            uow.conn, sub, {**values, "updated_at": uow.now}
-        )
-        is None
-    ):
+async def _write_subscription(
+    uow: UnitOfWork, sub: RowMapping, values: dict[str, Any]
+) -> RowMapping:
+    updated = await subscriptions_repo.update_subscription(
+        uow.conn, sub, {**values, "updated_at": uow.now}
+    )
+    if updated is None:
         raise Conflict(
             "CONCURRENT_MODIFICATION", f"Subscription {sub['id']} changed meanwhile; retry"
         )
+    return updated
+
+
+def _switch_ids(row: RowMapping) -> dict[str, Any]:
+    """The ids every switch topic carries."""
+    return {
+        "switch_id": row["id"],
+        "from_offer_id": row["from_offer_id"],
+        "to_offer_id": row["to_offer_id"],
+    }
 
 
 async def _write_switch(uow: UnitOfWork, row: RowMapping, values: dict[str, Any]) -> RowMapping:

@@ -47,6 +47,10 @@ class TestClockController(Controller):
         if (data.now is None) == (data.advance_seconds is None):
             raise field_error("now", "send exactly one of now and advanceSeconds")
         if data.now is not None:
-            return ClockResource(now=services.clock.set(data.now))
-        assert data.advance_seconds is not None
-        return ClockResource(now=services.clock.advance(data.advance_seconds))
+            now = services.clock.set(data.now)
+        else:
+            assert data.advance_seconds is not None
+            now = services.clock.advance(data.advance_seconds)
+        if services.uow.on_events is not None:
+            services.uow.on_events()  # retries that just became due go out now
+        return ClockResource(now=now)

@@ -8,6 +8,7 @@ from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ems_connector.persistence.tables import metadata
+from webhooks.tables import metadata as webhook_metadata
 
 config = context.config
 
@@ -15,7 +16,7 @@ config = context.config
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
-        target_metadata=metadata,
+        target_metadata=[metadata, webhook_metadata],
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

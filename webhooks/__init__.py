@@ -1,0 +1,1 @@
+"""Outgoing subscription webhooks (CONTRACT §9): outbox, signing, dispatch and retries."""
