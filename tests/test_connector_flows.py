@@ -439,7 +439,8 @@ async def test_a_refund_leaves_the_subscription_alone(api: Api) -> None:
         "updatePayment",
     ]
     assert ops[3]["paymentId"] == payment["id"]
-    assert ops[3]["subscriptionId"] is None
+    # the payment names no subscription, but the one it paid for is on its operation
+    assert ops[3]["subscriptionId"] == sub["subscriptionId"]
     assert ops[3]["payload"] == {
         "changes": {"status": ["captured", "refunded"]},
         "reason": "refunded by Apple support",

@@ -613,3 +613,81 @@ async def test_another_publisher_sees_neither_the_switch_nor_the_subscription(
 
     assert await snapshot(api, jane) == before
     assert await get_switch(api, switch["id"]) == switch
+
+
+async def test_a_cancelled_switch_releases_its_payment(api: Api) -> None:
+    customer = await api.customer("release@example.com")
+    sub = await api.subscription(customer, "rel-1")
+    switch = (
+        await api.call(
+            "POST",
+            "/3.1/subscription_switches",
+            {
+                "subscriptionId": sub["subscriptionId"],
+                "toOfferId": YEARLY,
+                "switchDirection": "upgrade",
+                "algorithm": "IMMEDIATE_WITHOUT_PRORATION",
+            },
+            expect=200,
+        )
+    ).json()
+    paid = await _switch_payment(api, customer, sub["subscriptionId"], "rel-pay-1")
+    await api.call(
+        "PATCH", f"/3.1/subscription_switches/{switch['id']}", {"status": "cancelled"}, expect=200
+    )
+    renewed = await api.call(
+        "POST", f"/3.1/subscriptions/{sub['subscriptionId']}/renew", {"paymentId": paid}, expect=200
+    )
+    assert renewed.json()["latestPaymentExternalId"] == "rel-pay-1"
+
+
+async def test_the_newest_captured_switch_payment_is_attached(api: Api) -> None:
+    customer = await api.customer("newest@example.com")
+    sub = await api.subscription(customer, "new-1")
+    switch = (
+        await api.call(
+            "POST",
+            "/3.1/subscription_switches",
+            {
+                "subscriptionId": sub["subscriptionId"],
+                "toOfferId": YEARLY,
+                "switchDirection": "upgrade",
+                "algorithm": "IMMEDIATE_WITHOUT_PRORATION",
+            },
+            expect=200,
+        )
+    ).json()
+    first = await _switch_payment(api, customer, sub["subscriptionId"], "new-pay-1")
+    second = await _switch_payment(api, customer, sub["subscriptionId"], "new-pay-2")
+    current = await api.call("GET", f"/3.1/subscription_switches/{switch['id']}", expect=200)
+    assert current.json()["paymentId"] == second
+    released = await api.call("GET", f"/3.1/payments/{first}", expect=200)
+    assert released.json()["switchId"] is None
+    await api.call(
+        "PATCH", f"/3.1/subscription_switches/{switch['id']}", {"status": "finished"}, expect=200
+    )
+    assert (await api.get_subscription(sub["subscriptionId"]))["latestPaymentExternalId"] == (
+        "new-pay-2"
+    )
+
+
+async def _switch_payment(api: Api, customer: int, subscription_id: int, external_id: str) -> int:
+    response = await api.call(
+        "POST",
+        "/3.1/payments",
+        {
+            "customerId": customer,
+            "offerId": YEARLY,
+            "paymentMethodId": api.tenant.apple_method_id,
+            "status": "captured",
+            "netAmount": 99.0,
+            "taxAmount": 0.0,
+            "currency": "USD",
+            "externalPaymentId": external_id,
+            "subscriptionId": subscription_id,
+        },
+        expect=200,
+    )
+    payment = response.json()["payment"]
+    assert payment["paymentOperation"] == "offer-switch"
+    return int(payment["id"])

@@ -116,7 +116,7 @@ class PaymentService:
                         "offer_id": req.offer_id,
                         "payment_method_id": req.payment_method_id,
                         "subscription_id": req.subscription_id,
-                        "switch_id": switch["id"] if switch else None,
+                        "switch_id": None,  # set by _attach when the switch takes it
                         "status": req.status,
                         "payment_operation": operation,
                         "net_amount": req.net_amount,
@@ -190,24 +190,29 @@ class PaymentService:
         return "recurring-payment", None
 
     async def _attach(self, uow: UnitOfWork, switch: RowMapping, row: RowMapping) -> RowMapping:
-        """Attach a payment to its switch; a captured one already there is never displaced."""
+        """Attach an `offer-switch` payment to its switch, which then holds the newest
+        captured one (reserved for it); a rejected one is attached only while no captured
+        one is. A captured payment displaced by a newer one is released for other use."""
+        claim = switch_claim(switch["id"], switch["subscription_id"])
         attached = (
             await repo.get(uow.conn, uow.context.publisher_id, switch["payment_id"])
             if switch["payment_id"] is not None
             else None
         )
-        if attached is not None and attached["status"] == "captured":
+        holds_captured = attached is not None and attached["status"] == "captured"
+        if row["status"] != "captured" and holds_captured:
             return row
+        if attached is not None and attached["used_by"] == claim:
+            await repo.update_payment(
+                uow.conn, attached["id"], {"switch_id": None, "used_by": None}
+            )
         await switches_repo.update_switch(
             uow.conn, switch, {"payment_id": row["id"], "updated_at": uow.now}
         )
-        if row["status"] != "captured":
-            return row
-        return await repo.update_payment(
-            uow.conn,
-            row["id"],
-            {"used_by": switch_claim(switch["id"], switch["subscription_id"])},
-        )
+        values: dict[str, Any] = {"switch_id": switch["id"]}
+        if row["status"] == "captured":
+            values["used_by"] = claim
+        return await repo.update_payment(uow.conn, row["id"], values)
 
     async def get(self, ctx: RequestContext, payment_id: int) -> PaymentResource:
         async with self.db.read() as conn:
@@ -257,11 +262,13 @@ class PaymentService:
                 payment_id,
                 {"status": status, reason_column: reason, "updated_at": uow.now},
             )
+            used_by = row["used_by"] or {}
             await uow.log(
                 "updatePayment",
                 {"changes": {"status": [row["status"], status]}, "reason": reason},
                 customer_id=row["customer_id"],
-                subscription_id=row["subscription_id"],
+                # a payment that paid for a create names its subscription only in `used_by`
+                subscription_id=row["subscription_id"] or used_by.get("subscriptionId"),
                 switch_id=row["switch_id"],
                 payment_id=payment_id,
             )

@@ -135,10 +135,12 @@ class SwitchService:
                 f"Offer {to_offer_id} is free; a subscription cannot switch to a free offer",
             )
         if sub["pending_switch_id"] is not None:
+            pending = await repo.get(uow.conn, uow.context.publisher_id, sub["pending_switch_id"])
+            waiting = pending is not None and pending["status"] == "finished"
             raise Unprocessable(
                 "SWITCH_IN_PROGRESS",
                 f"Subscription {sub['id']} has switch {sub['pending_switch_id']} pending; "
-                "finish or cancel it first",
+                + ("it takes effect at the next renew" if waiting else "finish or cancel it first"),
                 {"pendingSwitchId": sub["pending_switch_id"]},
             )
         holding = await subscriptions_repo.search(
@@ -249,6 +251,16 @@ class SwitchService:
         )
         return updated
 
+    async def _release_payment(self, uow: UnitOfWork, row: RowMapping) -> None:
+        """A cancelled switch paid for nothing: its reserved payment may pay for something else."""
+        if row["payment_id"] is None:
+            return
+        payment = await payments_repo.get(uow.conn, uow.context.publisher_id, row["payment_id"])
+        if payment is not None and payment["used_by"] == switch_claim(
+            row["id"], row["subscription_id"]
+        ):
+            await payments_repo.update_payment(uow.conn, payment["id"], {"used_by": None})
+
     async def _payment_for_finish(
         self, uow: UnitOfWork, row: RowMapping, sub: RowMapping, payment_id: int | None
     ) -> RowMapping | None:
@@ -278,6 +290,7 @@ class SwitchService:
         )
 
     async def _cancel(self, uow: UnitOfWork, row: RowMapping, sub: RowMapping) -> RowMapping:
+        await self._release_payment(uow, row)
         if sub["pending_switch_id"] == row["id"]:
             sub = await _write_subscription(uow, sub, {"pending_switch_id": None})
         updated = await _write_switch(uow, row, {"status": "cancelled", "updated_at": uow.now})
