@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 import httpx
 from litestar import Litestar, Router
@@ -37,6 +39,22 @@ from ems_connector.persistence.migrate import upgrade
 from ems_connector.services.container import Services
 from webhooks.dispatcher import Dispatcher
 
+log = logging.getLogger("ems_connector")
+
+
+# How often the service looks for renewal dates that have come (the test clock also triggers it).
+SCHEDULE_SECONDS = 30.0
+
+
+async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    """Run `job` now and then every `seconds`, until cancelled; a failure is logged, not fatal."""
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("scheduled job %s failed", getattr(job, "__qualname__", job))
+        await asyncio.sleep(seconds)
+
 
 def create_app(
     settings: Settings | None = None,
@@ -63,6 +81,11 @@ def create_app(
         if dispatcher is not None:
             services.uow.on_events = dispatcher.wake
             background.append(asyncio.create_task(dispatcher.run(), name="webhook-dispatcher"))
+        background.append(
+            asyncio.create_task(
+                every(SCHEDULE_SECONDS, services.renewals_due.run), name="renewals-due"
+            )
+        )
 
     async def stop() -> None:
         if dispatcher is not None:

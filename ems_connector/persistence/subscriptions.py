@@ -135,3 +135,34 @@ async def live_page(
         query = query.where(subscriptions.c.payment_method_id == payment_method_id)
     result = await conn.execute(query.order_by(subscriptions.c.id).limit(limit))
     return result.mappings().all()
+
+
+async def renewals_due(conn: AsyncConnection, now: int, limit: int) -> Sequence[RowMapping]:
+    """Active subscriptions whose dateTo has come and has not been noted yet."""
+    result = await conn.execute(
+        select(subscriptions)
+        .where(
+            subscriptions.c.status == "active",
+            subscriptions.c.date_to <= now,
+            (subscriptions.c.renewal_due_noted_for.is_(None))
+            | (subscriptions.c.renewal_due_noted_for != subscriptions.c.date_to),
+        )
+        .order_by(subscriptions.c.id)
+        .limit(limit)
+    )
+    return result.mappings().all()
+
+
+async def note_renewal_due(conn: AsyncConnection, row: RowMapping) -> bool:
+    """Mark `row`'s dateTo as noted; False when another process noted it (or it changed)."""
+    result = await conn.execute(
+        update(subscriptions)
+        .where(
+            subscriptions.c.id == row["id"],
+            subscriptions.c.version == row["version"],
+            (subscriptions.c.renewal_due_noted_for.is_(None))
+            | (subscriptions.c.renewal_due_noted_for != subscriptions.c.date_to),
+        )
+        .values(renewal_due_noted_for=row["date_to"])
+    )
+    return result.rowcount == 1

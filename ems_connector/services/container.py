@@ -11,6 +11,7 @@ from ems_connector.services.operations import OperationService
 from ems_connector.services.payment_methods import PaymentMethodService
 from ems_connector.services.payments import PaymentService
 from ems_connector.services.publishers import PublisherService
+from ems_connector.services.renewals_due import RenewalsDue
 from ems_connector.services.subscriptions import SubscriptionService
 from ems_connector.services.switches import SwitchService
 from ems_connector.services.webhooks import WebhookService
@@ -30,4 +31,5 @@ class Services:
         self.payments = PaymentService(db, uow)
         self.switches = SwitchService(db, uow)
         self.webhooks = WebhookService(db, uow, clock)
+        self.renewals_due = RenewalsDue(db, uow)
         self.operations = OperationService(db)

@@ -36,6 +36,8 @@ class TestClockController(Controller):
         "/",
         status_code=200,
         summary="Set or advance the service clock",
+        description="Renewal dates that the move reaches are noted before the answer, and "
+        "the webhook dispatcher is woken for retries that became due.",
         responses=error_responses(400),
     )
     async def move(
@@ -51,6 +53,9 @@ class TestClockController(Controller):
         else:
             assert data.advance_seconds is not None
             now = services.clock.advance(data.advance_seconds)
+        # What the clock's move made due happens before the answer: renewal dates noted,
+        # retries sent.
+        await services.renewals_due.run()
         if services.uow.on_events is not None:
-            services.uow.on_events()  # retries that just became due go out now
+            services.uow.on_events()
         return ClockResource(now=now)
