@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+# An answer status that hangs up without answering (the sender sees a dropped connection).
+DROP = 0
+
 
 @dataclass
 class Received:
@@ -32,6 +35,12 @@ class Receiver:
     answer: Answer = lambda _request: (200, {})
     received: list[Received] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    # the body of every answer
+    body: bytes = b"ok"
+    # while this event is not set, requests are recorded but not answered (a hanging receiver)
+    hold: asyncio.Event | None = None
+    _handlers: set[asyncio.Task[None]] = field(default_factory=set)
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
 
     def url(self, path: str = "/hooks") -> str:
         return f"http://{self.host}:{self.port}{path}"
@@ -44,7 +53,15 @@ class Receiver:
                 await self.arrived.wait()
         return self.received
 
+    def on(self, path: str = "/hooks") -> list[Received]:
+        """The requests that arrived at `path`, in arrival order."""
+        return [request for request in self.received if request.path == path]
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        self._writers.add(writer)
         try:
             while True:
                 request_line = await reader.readline()
@@ -60,16 +77,23 @@ class Receiver:
                 status, extra = self.answer(request)
                 self.received.append(request)
                 self.arrived.set()
+                if self.hold is not None:
+                    await self.hold.wait()
+                if status == DROP:
+                    writer.transport.abort()
+                    return
                 head = [
                     f"HTTP/1.1 {status} X",
-                    "content-length: 2",
+                    f"content-length: {len(self.body)}",
                     *(f"{k}: {v}" for k, v in extra.items()),
                 ]
-                writer.write(("\r\n".join(head) + "\r\n\r\nok").encode())
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + self.body)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:
+            self._handlers.discard(task)
+            self._writers.discard(writer)
             writer.close()
 
 
@@ -84,4 +108,11 @@ async def receiving(answer: Answer | None = None) -> AsyncIterator[Receiver]:
         yield receiver
     finally:
         server.close()
+        if receiver.hold is not None:
+            receiver.hold.set()
+        # connections still open (kept alive, or held) end with the receiver
+        handlers = list(receiver._handlers)
+        for writer in receiver._writers:
+            writer.close()
+        await asyncio.gather(*handlers, return_exceptions=True)
         await server.wait_closed()

@@ -10,6 +10,7 @@ from typing import Final
 SCHEDULE: Final = (5, 300, 1800, 7200, 18000, 36000, 36000)
 MAX_ATTEMPTS: Final = len(SCHEDULE) + 1
 JITTER: Final = 0.2
+MIN_RETRY_AFTER: Final = 1.0
 # A Retry-After beyond this is not believed: the schedule still bounds how late we try.
 MAX_RETRY_AFTER: Final = 36000
 # An endpoint that has failed every attempt for this long is disabled.
@@ -31,7 +32,8 @@ def next_delay(
     if failed_attempts >= limit:
         return None
     if retry_after is not None and retry_after >= 0:
-        return min(retry_after, MAX_RETRY_AFTER)
+        # at least a second: `Retry-After: 0` must not spend every attempt at once
+        return min(max(retry_after, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
     base = SCHEDULE[failed_attempts - 1]
     spread = (rng or random).uniform(-JITTER, JITTER)
     return base * (1 + spread)
