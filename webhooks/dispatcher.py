@@ -94,6 +94,9 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self._clients: dict[str, httpx.AsyncClient] = {}
         self._in_flight: dict[str, int] = {}
+        # deliveries being attempted by this process: never claimed twice, even when the
+        # clock jumps past their lease
+        self._attempting: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[Outcome] = []
         self._wake = asyncio.Event()
@@ -109,10 +112,12 @@ class Dispatcher:
         """Deliver until stopped; the service runs this as a background task."""
         while not self._stopping:
             try:
+                # record what finished first: a delivery's outcome is in the database before
+                # it can be claimed again
+                await self._flush()
                 claimed = await self._claim()
                 for item in claimed:
                     self._start(item)
-                await self._flush()
                 if not claimed:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
@@ -127,6 +132,7 @@ class Dispatcher:
         """Deliver everything due now and record it; returns the attempts made (for tests)."""
         total = 0
         while True:
+            await self._flush()
             claimed = await self._claim()
             if not claimed and not self._tasks:
                 break
@@ -150,6 +156,7 @@ class Dispatcher:
         self._clients.clear()
 
     def _start(self, item: Claimed) -> None:
+        self._attempting.add(item.delivery_id)
         self._in_flight[item.endpoint_id] = self._in_flight.get(item.endpoint_id, 0) + 1
         task = asyncio.create_task(self._attempt(item))
         self._tasks.add(task)
@@ -168,6 +175,7 @@ class Dispatcher:
             deliveries.c.next_attempt_at <= now,
             (deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until <= now),
             endpoints.c.enabled.is_(True),
+            deliveries.c.id.not_in(self._attempting),
             # one subscription's events reach one endpoint in commit order
             ~exists().where(
                 earlier.c.endpoint_id == deliveries.c.endpoint_id,
@@ -326,6 +334,8 @@ class Dispatcher:
             # Not recorded: the leases expire and the deliveries are tried again (at least once).
             log.exception("could not record %d delivery attempts", len(batch))
             raise
+        finally:
+            self._attempting.difference_update(o.claimed.delivery_id for o in batch)
 
     async def _record(self, conn: AsyncConnection, outcome: Outcome) -> None:
         item = outcome.claimed

@@ -121,6 +121,15 @@ async def requeue(conn: AsyncConnection, delivery_ids: Sequence[str], now: float
     return result.rowcount
 
 
+async def due_now(conn: AsyncConnection, endpoint_id: str, now: float) -> None:
+    """Make every pending delivery of an endpoint due at once (it was just re-enabled)."""
+    await conn.execute(
+        update(deliveries)
+        .where(deliveries.c.endpoint_id == endpoint_id, deliveries.c.status == "pending")
+        .values(next_attempt_at=now, lease_until=None)
+    )
+
+
 async def failed_since(conn: AsyncConnection, endpoint_id: str, since: int) -> Sequence[str]:
     result = await conn.execute(
         select(deliveries.c.id).where(

@@ -7,13 +7,14 @@ import base64
 import binascii
 import uuid
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 from sqlalchemy import RowMapping
 
 from ems_connector.clock import Clock
 from ems_connector.context import RequestContext
-from ems_connector.errors import BadRequest, NotFound
+from ems_connector.errors import BadRequest, NotFound, field_error
 from ems_connector.persistence import customers as customers_repo
 from ems_connector.persistence import subscriptions as subscriptions_repo
 from ems_connector.persistence.database import Database
@@ -42,6 +43,7 @@ from webhooks.payloads import SubscriptionEventData, iso
 # A rotated-out secret keeps signing (as a second signature) for this long.
 ROTATION_OVERLAP_SECONDS = 24 * 3600
 RESYNC_CHUNK = 500
+MAX_TOPIC_ENDPOINTS = 20
 _CURSOR_PREFIX = "dl1:"
 
 
@@ -58,6 +60,19 @@ def check_topics(names: list[str], field: str = "topics") -> list[str]:
             },
         )
     return list(dict.fromkeys(names))
+
+
+def check_url(url: str, field: str = "url") -> str:
+    """What the schema's pattern lets through: no host (`https://:443/`, `https://?x`) or a
+    port out of range."""
+    try:
+        parts = urlsplit(url)
+        valid = bool(parts.hostname) and parts.port != 0  # `port` raises when out of range
+    except ValueError:  # an odd IPv6 literal, a port out of range
+        valid = False
+    if not valid:
+        raise field_error(field, "must be an http(s) URL with a host and a valid port")
+    return url
 
 
 def endpoint_not_found(endpoint_id: str) -> NotFound:
@@ -143,6 +158,7 @@ class WebhookService:
         self, ctx: RequestContext, req: CreateEndpointRequest
     ) -> EndpointWithSecret:
         names = check_topics(req.topics)
+        check_url(req.url)
         async with self.uow(ctx) as uow:
             row = await store.insert_endpoint(
                 uow.conn,
@@ -173,7 +189,7 @@ class WebhookService:
     ) -> EndpointResource:
         values: dict[str, Any] = {}
         if req.url is not msgspec.UNSET:
-            values["url"] = req.url
+            values["url"] = check_url(req.url)
         if req.topics is not msgspec.UNSET:
             values["topics"] = check_topics(req.topics)
         if req.filters is not msgspec.UNSET:
@@ -200,7 +216,9 @@ class WebhookService:
                 "updateWebhookEndpoint", {**_endpoint_payload(row), "fields": sorted(changed)}
             )
             if changed.get("enabled"):
-                uow.touch_outbox()  # its pending deliveries are due again
+                # what waited while it was disabled goes out now, not at its retry time
+                await store.due_now(uow.conn, endpoint_id, float(uow.now))
+                uow.touch_outbox()
             return to_endpoint(row)
 
     async def delete_endpoint(self, ctx: RequestContext, endpoint_id: str) -> None:
@@ -276,6 +294,10 @@ class WebhookService:
     ) -> list[WebhookSubscriptionResource]:
         """Replace the endpoints of `topic` configured through this API with `items`."""
         check_topics([topic], field="topic")
+        if len(items) > MAX_TOPIC_ENDPOINTS:
+            raise field_error("body", f"at most {MAX_TOPIC_ENDPOINTS} endpoints per topic")
+        for index, item in enumerate(items):
+            check_url(item.url, f"[{index}].url")
         async with self.uow(ctx) as uow:
             for row in await store.endpoints_of(uow.conn, ctx.publisher_id, origin="subscription"):
                 if row["topics"] == [topic]:
