@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 
 from ems_connector.context import RequestContext
-from ems_connector.errors import BadRequest
 from ems_connector.persistence import operations as repo
 from ems_connector.persistence.database import Database
 from ems_connector.schemas.operations import OperationPage, OperationResource
+from ems_connector.services import cursors
 
-_CURSOR_PREFIX = "op1:"
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        digits = raw.removeprefix(_CURSOR_PREFIX)
-        # digits only, and few enough to fit the database's 64-bit integer
-        if digits == raw or not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
-            raise ValueError(raw)
-        return int(digits)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            "INVALID_CURSOR",
-            "cursor is not one this service returned; pass the `next` value unchanged",
-            {"fields": [{"field": "cursor", "message": "unrecognised cursor"}]},
-        ) from exc
+_CURSOR_KIND = "op1"
 
 
 class OperationService:
@@ -50,7 +28,7 @@ class OperationService:
         limit: int,
         cursor: str | None,
     ) -> OperationPage:
-        after = decode_cursor(cursor) if cursor else 0
+        after = cursors.decode(_CURSOR_KIND, cursor) if cursor else 0
         async with self.db.read() as conn:
             rows = await repo.page(
                 conn,
@@ -80,5 +58,5 @@ class OperationService:
             )
             for row in rows
         ]
-        next_cursor = encode_cursor(rows[-1]["seq"]) if has_more else None
+        next_cursor = cursors.encode(_CURSOR_KIND, rows[-1]["seq"]) if has_more else None
         return OperationPage(operations=items, next=next_cursor)

@@ -3,8 +3,6 @@ delivery log, manual retry, recovery, resync and per-subscription sync status (C
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -36,6 +34,7 @@ from ems_connector.schemas.webhooks import (
     WebhookSubscriptionItem,
     WebhookSubscriptionResource,
 )
+from ems_connector.services import cursors
 from ems_connector.services.subscriptions import subscription_not_found
 from webhooks import signing, store, topics
 from webhooks.payloads import SubscriptionEventData, iso
@@ -44,7 +43,7 @@ from webhooks.payloads import SubscriptionEventData, iso
 ROTATION_OVERLAP_SECONDS = 24 * 3600
 RESYNC_CHUNK = 500
 MAX_TOPIC_ENDPOINTS = 20
-_CURSOR_PREFIX = "dl1:"
+_CURSOR_KIND = "dl1"
 
 
 def check_topics(names: list[str], field: str = "topics") -> list[str]:
@@ -125,25 +124,6 @@ def to_delivery(row: RowMapping, attempt_rows: list[RowMapping]) -> DeliveryReso
             for a in attempt_rows
         ],
     )
-
-
-def _encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        digits = raw.removeprefix(_CURSOR_PREFIX)
-        if not raw.startswith(_CURSOR_PREFIX) or not digits.isdigit() or len(digits) > 18:
-            raise ValueError(raw)
-        return int(digits)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            "INVALID_CURSOR",
-            "cursor is not one this service returned; pass the `next` value unchanged",
-            {"fields": [{"field": "cursor", "message": "unrecognised cursor"}]},
-        ) from exc
 
 
 class WebhookService:
@@ -350,7 +330,7 @@ class WebhookService:
         limit: int,
         cursor: str | None,
     ) -> DeliveryPage:
-        after = _decode_cursor(cursor) if cursor else 0
+        after = cursors.decode(_CURSOR_KIND, cursor) if cursor else 0
         async with self.db.read() as conn:
             rows = await store.deliveries_page(
                 conn,
@@ -365,7 +345,7 @@ class WebhookService:
             attempt_rows = await store.attempts_of(conn, [row["id"] for row in page])
         return DeliveryPage(
             data=[to_delivery(row, attempt_rows.get(row["id"], [])) for row in page],
-            next=_encode_cursor(page[-1]["seq"]) if len(rows) > limit else None,
+            next=cursors.encode(_CURSOR_KIND, page[-1]["seq"]) if len(rows) > limit else None,
         )
 
     async def retry_delivery(self, ctx: RequestContext, delivery_id: str) -> DeliveryResource:
