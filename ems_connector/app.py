@@ -40,6 +40,9 @@ from ems_connector.services.container import Services
 from webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("ems_connector")
+# httpx logs every request at INFO: one line per webhook attempt, which the delivery log
+# already keeps
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 # How often the service looks for renewal dates that have come (the test clock also triggers it).
