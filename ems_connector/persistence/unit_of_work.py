@@ -23,6 +23,8 @@ class UnitOfWork:
         self.now = now
         self.context = context
         self.emitted = 0
+        # lookups the use case may repeat within this transaction
+        self.memo: dict[str, Any] = {}
 
     async def emit(
         self,

@@ -12,8 +12,12 @@ from webhooks.payloads import PaymentEventData, SubscriptionEventData, iso
 
 
 async def _email(uow: UnitOfWork, customer_id: int) -> str:
-    customer = await customers_repo.get(uow.conn, uow.context.publisher_id, customer_id)
-    return customer["email"] if customer is not None else ""
+    """The customer's email, looked up once per unit of work (a transfer emits three events)."""
+    emails: dict[int, str] = uow.memo.setdefault("customer_emails", {})
+    if customer_id not in emails:
+        customer = await customers_repo.get(uow.conn, uow.context.publisher_id, customer_id)
+        emails[customer_id] = customer["email"] if customer is not None else ""
+    return emails[customer_id]
 
 
 async def subscription_event(uow: UnitOfWork, topic: str, row: RowMapping, **extra: Any) -> None:
