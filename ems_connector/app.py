@@ -37,6 +37,7 @@ from ems_connector.openapi import openapi_config
 from ems_connector.persistence.database import Database
 from ems_connector.persistence.migrate import upgrade
 from ems_connector.services.container import Services
+from ems_connector.services.idempotency_keys import ExpiredKeys
 from webhooks.dispatcher import Dispatcher
 
 log = logging.getLogger("ems_connector")
@@ -47,6 +48,8 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 # How often the service looks for renewal dates that have come (the test clock also triggers it).
 SCHEDULE_SECONDS = 30.0
+# How often stored Idempotency-Key responses past their TTL are deleted.
+PURGE_SECONDS = 3600.0
 
 
 async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
@@ -87,6 +90,12 @@ def create_app(
         background.append(
             asyncio.create_task(
                 every(SCHEDULE_SECONDS, services.renewals_due.run), name="renewals-due"
+            )
+        )
+        expired_keys = ExpiredKeys(db, services.clock, settings.idempotency_ttl_seconds)
+        background.append(
+            asyncio.create_task(
+                every(PURGE_SECONDS, expired_keys.purge), name="expired-idempotency-keys"
             )
         )
 

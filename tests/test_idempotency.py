@@ -16,6 +16,7 @@ from ems_connector.app import create_app
 from ems_connector.config import Settings
 from ems_connector.demo import seed
 from ems_connector.services.container import Services
+from ems_connector.services.idempotency_keys import ExpiredKeys
 from tests.conftest import MONTHLY, Api
 from tests.live_server import LiveServer, run_live_server, send_together
 
@@ -327,3 +328,14 @@ async def test_concurrent_requests_with_one_key_run_once(live_server: LiveServer
         operations = await http.get("/3.1/operations", params={"customerId": customer_id})
         types = [op["type"] for op in operations.json()["operations"]]
         assert types == ["createCustomer", "createSubscription"]
+
+
+async def test_expired_keys_are_purged_and_fresh_ones_kept(api: Api, services: Services) -> None:
+    old, new = {"Idempotency-Key": "old"}, {"Idempotency-Key": "new"}
+    await api.call("POST", "/3.1/customers", {"email": "old@example.com"}, headers=old)
+    await api.call("POST", "/3.1/test/clock", {"advanceSeconds": 90_000}, expect=200)
+    await api.call("POST", "/3.1/customers", {"email": "new@example.com"}, headers=new)
+    purged = await ExpiredKeys(services.db, services.clock, 86_400).purge()
+    assert purged == 1
+    replay = await api.call("POST", "/3.1/customers", {"email": "new@example.com"}, headers=new)
+    assert replay.headers.get("idempotent-replayed") == "true"

@@ -241,7 +241,9 @@ class PaymentService:
                 offset=offset,
                 limit=limit,
             )
-            return [await self._resource_on(conn, ctx.publisher_id, row) for row in rows]
+            # a page repeats a few payment methods and offers: look each up once
+            catalogue: dict[tuple[str, object], Any] = {}
+            return [await self._resource_on(conn, ctx.publisher_id, row, catalogue) for row in rows]
 
     async def update(
         self, ctx: RequestContext, payment_id: int, req: UpdatePaymentRequest
@@ -278,8 +280,20 @@ class PaymentService:
     async def _resource(self, uow: UnitOfWork, row: RowMapping) -> PaymentResource:
         return await self._resource_on(uow.conn, uow.context.publisher_id, row)
 
-    async def _resource_on(self, conn: Any, publisher_id: int, row: RowMapping) -> PaymentResource:
-        method = await methods_repo.get(conn, publisher_id, row["payment_method_id"])
-        offer = await offers_repo.get(conn, publisher_id, row["offer_id"])
+    async def _resource_on(
+        self,
+        conn: Any,
+        publisher_id: int,
+        row: RowMapping,
+        catalogue: dict[tuple[str, object], Any] | None = None,
+    ) -> PaymentResource:
+        known = {} if catalogue is None else catalogue
+        method_key = ("method", row["payment_method_id"])
+        if method_key not in known:
+            known[method_key] = await methods_repo.get(conn, publisher_id, row["payment_method_id"])
+        offer_key = ("offer", row["offer_id"])
+        if offer_key not in known:
+            known[offer_key] = await offers_repo.get(conn, publisher_id, row["offer_id"])
+        method, offer = known[method_key], known[offer_key]
         assert method is not None and offer is not None  # neither can be deleted
         return to_resource(row, method, offer["type"])
