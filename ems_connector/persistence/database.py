@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -15,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ems_connector.errors import Unavailable
+from ems_connector.persistence import inline_sqlite
 
 _JSON_CODEC: dict[str, Any] = {
     "json_serializer": lambda value: msgspec.json.encode(value).decode(),
@@ -56,33 +58,54 @@ def sqlite_path(url: str) -> Path | None:
 
 
 class Database:
-    """Read and write access; writes on SQLite go through one connection, one at a time."""
+    """Read and write access. On SQLite, writes are units of work that one connection runs
+    one after another inside a shared transaction (group commit), each on its own savepoint;
+    a unit's caller resumes only once the transaction holding it is durable."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 10_000, read_pool_size: int = 8):
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_ms: int = 10_000,
+        read_pool_size: int = 8,
+        max_queued_writes: int = 2_000,
+        max_batch: int = 256,
+    ):
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self._group: _GroupCommit | None = None
         if self.is_sqlite:
             path = sqlite_path(url)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            self.write_engine = create_async_engine(url, pool_size=1, max_overflow=0, **_JSON_CODEC)
-            self.read_engine = create_async_engine(
-                url, pool_size=read_pool_size, max_overflow=read_pool_size, **_JSON_CODEC
+            inline_sqlite.register()
+            engine_url = inline_sqlite.inline_url(url)
+            self.write_engine = create_async_engine(
+                engine_url, pool_size=1, max_overflow=0, **_JSON_CODEC
             )
-            _configure_sqlite(self.write_engine, busy_timeout_ms, begin="BEGIN IMMEDIATE")
-            _configure_sqlite(self.read_engine, busy_timeout_ms, begin="BEGIN")
+            self.read_engine = create_async_engine(
+                engine_url, pool_size=read_pool_size, max_overflow=read_pool_size, **_JSON_CODEC
+            )
+            _configure_sqlite(self.write_engine, busy_timeout_ms, writer=True)
+            _configure_sqlite(self.read_engine, busy_timeout_ms, writer=False)
+            self._group = _GroupCommit(self.write_engine, max_queued_writes, max_batch)
         else:
             self.write_engine = create_async_engine(
                 url, pool_size=10, max_overflow=10, **_JSON_CODEC
             )
             self.read_engine = self.write_engine
-        # SQLite has a single writer: queueing writers here is cheaper than SQLITE_BUSY retries.
-        self._write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
 
     async def dispose(self) -> None:
+        if self._group is not None:
+            await self._group.close()
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+    @property
+    def queued_writes(self) -> int:
+        """Units of work waiting for the write connection right now."""
+        return 0 if self._group is None else len(self._group.waiting)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -104,15 +127,24 @@ class Database:
                 async with ambient.begin_nested():
                     yield ambient
             return
-        async with self._writer():
+        if self._group is None:
             with _storage_errors_as_unavailable():
                 async with self.write_engine.begin() as conn:
                     yield conn
+            return
+        async with self._group.unit() as savepoint:
+            token = _ambient.set(savepoint.conn)
+            try:
+                yield savepoint.conn
+            finally:
+                _ambient.reset(token)
+            savepoint.keep = True
 
     @contextlib.asynccontextmanager
     async def outer_transaction(self) -> AsyncIterator[OuterTransaction]:
-        """A transaction that every `transaction()` inside the block joins on a savepoint."""
-        async with self._writer():
+        """A transaction that every `transaction()` inside the block joins on a savepoint;
+        it commits only if `commit_on_exit()` was called."""
+        if self._group is None:
             with _storage_errors_as_unavailable():
                 async with self.write_engine.connect() as conn:
                     await conn.begin()
@@ -126,14 +158,15 @@ class Database:
                         await conn.commit()
                     else:
                         await conn.rollback()
-
-    @contextlib.asynccontextmanager
-    async def _writer(self) -> AsyncIterator[None]:
-        if self._write_lock is None:
-            yield
             return
-        async with self._write_lock:
-            yield
+        async with self._group.unit() as savepoint:
+            outer = OuterTransaction(savepoint.conn)
+            token = _ambient.set(savepoint.conn)
+            try:
+                yield outer
+            finally:
+                _ambient.reset(token)
+            savepoint.keep = outer.commit_requested
 
 
 class OuterTransaction:
@@ -147,7 +180,175 @@ class OuterTransaction:
         self.commit_requested = True
 
 
-def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) -> None:
+class _Savepoint:
+    """One unit's share of a batch: kept (released) or undone (rolled back to) at its end."""
+
+    __slots__ = ("conn", "keep")
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.keep = False
+
+
+class _Batch:
+    """The open transaction that the units of work of many requests share."""
+
+    __slots__ = ("broken", "durable", "units")
+
+    def __init__(self) -> None:
+        self.units = 0
+        # SQLite rolled the whole transaction back (disk full, I/O error): nothing of this
+        # batch may be acknowledged, and no further unit may join it
+        self.broken = False
+        self.durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # nobody may be waiting when a batch fails; don't warn about an unread exception
+        self.durable.add_done_callback(_swallow)
+
+
+def _swallow(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+class _GroupCommit:
+    """SQLite's one writer, shared: units take turns on one connection, and the turn passes
+    to the next unit without a commit in between until nobody waits (or the batch is full);
+    then one COMMIT, one fsync, makes the whole batch durable."""
+
+    def __init__(self, engine: AsyncEngine, max_queued: int, max_batch: int) -> None:
+        self.engine = engine
+        self.max_queued = max_queued
+        self.max_batch = max_batch
+        self.waiting: deque[asyncio.Future[None]] = deque()
+        self._held = False  # a unit or a commit has the connection
+        self._conn: AsyncConnection | None = None
+        self._batch: _Batch | None = None
+        self._committing: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    @contextlib.asynccontextmanager
+    async def unit(self) -> AsyncIterator[_Savepoint]:
+        await self._take_turn()
+        batch: _Batch | None = None
+        failure: BaseException | None = None
+        try:
+            with _storage_errors_as_unavailable():
+                batch = await self._open_batch()
+                assert self._conn is not None
+                savepoint = _Savepoint(self._conn)
+                nested = await self._conn.begin_nested()
+                try:
+                    yield savepoint
+                except BaseException:
+                    if self._in_transaction():
+                        await nested.rollback()
+                    else:
+                        batch.broken = True
+                    raise
+                if savepoint.keep:
+                    await nested.commit()
+                else:
+                    await nested.rollback()
+                batch.units += 1
+        except BaseException as exc:
+            failure = exc
+        finally:
+            self._pass_turn()
+        if batch is not None:
+            # Even a refused unit waits: its answer may rest on what earlier units of the
+            # batch wrote, and that must be durable before anyone hears of it.
+            try:
+                await asyncio.shield(batch.durable)
+            except Exception as exc:
+                if isinstance(exc, Unavailable):
+                    raise
+                raise Unavailable("The database could not commit; retry shortly") from exc
+        if failure is not None:
+            raise failure
+
+    async def _take_turn(self) -> None:
+        if not self._held:
+            self._held = True
+            return
+        if len(self.waiting) >= self.max_queued:
+            raise Unavailable("Too many writes are queued; retry shortly")
+        turn = asyncio.get_running_loop().create_future()
+        self.waiting.append(turn)
+        try:
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._pass_turn()  # the turn was handed to us as we were cancelled
+            else:
+                self.waiting.remove(turn)
+            raise
+
+    def _pass_turn(self) -> None:
+        batch = self._batch
+        if batch is None or (not batch.broken and batch.units < self.max_batch):
+            while self.waiting:
+                turn = self.waiting.popleft()
+                if not turn.done():
+                    turn.set_result(None)
+                    return
+        if batch is not None:
+            self._committing = asyncio.get_running_loop().create_task(self._commit(batch))
+            return
+        self._held = False
+
+    async def _open_batch(self) -> _Batch:
+        if self._batch is not None:
+            return self._batch
+        if self._conn is None:
+            self._conn = await self.engine.connect()
+        try:
+            await self._conn.begin()
+        except BaseException:
+            await self._discard_connection()
+            raise
+        self._batch = _Batch()
+        return self._batch
+
+    def _in_transaction(self) -> bool:
+        assert self._conn is not None
+        raw: Any = self._conn.sync_connection
+        if raw is None:
+            return False
+        return bool(raw.connection.dbapi_connection.driver_connection.in_transaction)
+
+    async def _commit(self, batch: _Batch) -> None:
+        assert self._conn is not None
+        try:
+            if batch.broken or not self._in_transaction():
+                raise Unavailable("The database rolled back a batch of writes; retry shortly")
+            with _storage_errors_as_unavailable():
+                await self._conn.commit()
+        except BaseException as exc:
+            lost = exc if isinstance(exc, Exception) else Unavailable("The service is stopping")
+            batch.durable.set_exception(lost)
+            await self._discard_connection()
+        else:
+            batch.durable.set_result(None)
+        finally:
+            self._batch = None
+            self._pass_turn()
+
+    async def _discard_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.rollback()
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, writer: bool) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us emit BEGIN ourselves (pysqlite's implicit BEGIN breaks savepoints).
@@ -162,4 +363,8 @@ def _configure_sqlite(engine: AsyncEngine, busy_timeout_ms: int, *, begin: str) 
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        dbapi_connection = conn.connection.dbapi_connection
+        if writer:
+            dbapi_connection.begin_immediate()
+        else:
+            dbapi_connection.driver_connection.execute("BEGIN")
