@@ -10,18 +10,113 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import RowMapping, and_, exists, insert, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from webhooks import retry, signing
 from webhooks.tables import attempts, deliveries, endpoints, events
 
 log = logging.getLogger("webhooks.dispatcher")
 
 EXCERPT_BYTES = 1024
+
+
+def _due(now: Any) -> Any:
+    earlier = deliveries.alias("earlier")
+    return and_(
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= now,
+        (deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until <= now),
+        endpoints.c.enabled.is_(True),
+        # one subscription's events reach one endpoint in commit order
+        ~exists().where(
+            earlier.c.endpoint_id == deliveries.c.endpoint_id,
+            earlier.c.ordering_key == deliveries.c.ordering_key,
+            earlier.c.status == "pending",
+            earlier.c.event_seq < deliveries.c.event_seq,
+        ),
+    )
+
+
+_JOINED = deliveries.join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+_DUE_ENDPOINTS = prepared_sql.Prepared(
+    select(endpoints).where(
+        endpoints.c.id.in_(
+            select(deliveries.c.endpoint_id).select_from(_JOINED).where(_due(bindparam("now")))
+        )
+    )
+)
+_PICK = prepared_sql.Prepared(
+    select(
+        deliveries.c.id,
+        deliveries.c.attempts,
+        events.c.id.label("event_id"),
+        events.c.body,
+    )
+    .select_from(_JOINED.join(events, events.c.seq == deliveries.c.event_seq))
+    .where(_due(bindparam("now")), deliveries.c.endpoint_id == bindparam("endpoint_id"))
+    .order_by(deliveries.c.event_seq)
+    .limit(bindparam("limit"))
+)
+_LEASE = prepared_sql.Prepared(
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("id"))
+    .values(lease_until=bindparam("lease_until"))
+)
+_INSERT_ATTEMPT = prepared_sql.Prepared(
+    insert(attempts).values(
+        {
+            name: bindparam(name)
+            for name in (
+                "delivery_id",
+                "attempted_at",
+                "status_code",
+                "latency_ms",
+                "error",
+                "response_excerpt",
+            )
+        }
+    )
+)
+_DELIVERED = prepared_sql.Prepared(
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("id"))
+    .values(
+        status="delivered",
+        delivered_at=bindparam("at"),
+        attempts=bindparam("attempts"),
+        lease_until=None,
+        last_attempt_at=bindparam("at"),
+        last_status_code=bindparam("status_code"),
+        last_error=None,
+    )
+)
+_FAILED = prepared_sql.Prepared(
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("id"))
+    .values(
+        status=bindparam("status"),
+        attempts=bindparam("attempts"),
+        lease_until=None,
+        last_attempt_at=bindparam("at"),
+        last_status_code=bindparam("status_code"),
+        last_error=bindparam("error"),
+        # a delivery that has failed for good keeps the time of its last try
+        next_attempt_at=func.coalesce(
+            bindparam("next_attempt_at"), literal_column("next_attempt_at")
+        ),
+    )
+)
+_RECOVERED = prepared_sql.Prepared(
+    update(endpoints)
+    .where(endpoints.c.id == bindparam("id"), endpoints.c.failing_since.is_not(None))
+    .values(failing_since=None)
+)
+_ENDPOINT = prepared_sql.Prepared(select(endpoints).where(endpoints.c.id == bindparam("id")))
 
 
 class TransactionSource(Protocol):
@@ -55,7 +150,7 @@ class Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def signing_keys(endpoint: RowMapping, now: float) -> tuple[bytes, ...]:
+def signing_keys(endpoint: prepared_sql.Row, now: float) -> tuple[bytes, ...]:
     """The keys to sign with: the shared secret, or the secret and, 24 h after a rotation,
     the previous one too."""
     if endpoint["shared_secret"]:
@@ -169,94 +264,48 @@ class Dispatcher:
         if free_total <= 0 or self._stopping:
             return []
         now = self.now()
-        earlier = deliveries.alias("earlier")
-        due = and_(
-            deliveries.c.status == "pending",
-            deliveries.c.next_attempt_at <= now,
-            (deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until <= now),
-            endpoints.c.enabled.is_(True),
-            deliveries.c.id.not_in(self._attempting),
-            # one subscription's events reach one endpoint in commit order
-            ~exists().where(
-                earlier.c.endpoint_id == deliveries.c.endpoint_id,
-                earlier.c.ordering_key == deliveries.c.ordering_key,
-                earlier.c.status == "pending",
-                earlier.c.event_seq < deliveries.c.event_seq,
-            ),
-        )
-        joined = deliveries.join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+        claimed: list[Claimed] = []
         async with self.db.transaction() as conn:
-            endpoint_ids = (
-                (
-                    await conn.execute(
-                        select(deliveries.c.endpoint_id).select_from(joined).where(due).distinct()
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            rows: list[RowMapping] = []
-            for endpoint_id in endpoint_ids:
+            due_endpoints = await prepared_sql.rows(conn, _DUE_ENDPOINTS, {"now": now})
+            for endpoint in due_endpoints:
+                endpoint_id = endpoint["id"]
                 free = min(self.per_endpoint - self._in_flight.get(endpoint_id, 0), free_total)
                 if free <= 0:
                     continue
-                picked = (
-                    (
-                        await conn.execute(
-                            select(deliveries)
-                            .select_from(joined)
-                            .where(due, deliveries.c.endpoint_id == endpoint_id)
-                            .order_by(deliveries.c.event_seq)
-                            .limit(free)
-                        )
+                picked = [
+                    row
+                    for row in await prepared_sql.rows(
+                        conn,
+                        _PICK,
+                        {
+                            "now": now,
+                            "endpoint_id": endpoint_id,
+                            "limit": free + len(self._attempting),
+                        },
                     )
-                    .mappings()
-                    .all()
-                )
-                rows.extend(picked)
+                    if row["id"] not in self._attempting
+                ][:free]
+                if not picked:
+                    continue
                 free_total -= len(picked)
-            if not rows:
-                return []
-            await conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_([r["id"] for r in rows]))
-                .values(lease_until=now + self.lease_seconds)
-            )
-            bodies = {
-                seq: (event_id, body)
-                for seq, event_id, body in (
-                    await conn.execute(
-                        select(events.c.seq, events.c.id, events.c.body).where(
-                            events.c.seq.in_([r["event_seq"] for r in rows])
-                        )
+                keys = signing_keys(endpoint, now)
+                claimed.extend(
+                    Claimed(
+                        delivery_id=row["id"],
+                        event_id=row["event_id"],
+                        endpoint_id=endpoint_id,
+                        url=endpoint["url"],
+                        body=row["body"],
+                        keys=keys,
+                        attempts=row["attempts"],
+                        max_attempts=endpoint["max_attempts"],
                     )
-                ).all()
-            }
-            targets = {
-                e["id"]: e
-                for e in (
-                    await conn.execute(
-                        select(endpoints).where(
-                            endpoints.c.id.in_({r["endpoint_id"] for r in rows})
-                        )
-                    )
-                ).mappings()
-            }
-        claimed = []
-        for row in rows:
-            endpoint = targets[row["endpoint_id"]]
-            event_id, body = bodies[row["event_seq"]]
-            claimed.append(
-                Claimed(
-                    delivery_id=row["id"],
-                    event_id=event_id,
-                    endpoint_id=endpoint["id"],
-                    url=endpoint["url"],
-                    body=body,
-                    keys=signing_keys(endpoint, now),
-                    attempts=row["attempts"],
-                    max_attempts=endpoint["max_attempts"],
+                    for row in picked
                 )
+            await prepared_sql.execute_many(
+                conn,
+                _LEASE,
+                [{"id": c.delivery_id, "lease_until": now + self.lease_seconds} for c in claimed],
             )
         return claimed
 
@@ -328,8 +377,7 @@ class Dispatcher:
         batch, self._outcomes = self._outcomes, []
         try:
             async with self.db.transaction() as conn:
-                for outcome in batch:
-                    await self._record(conn, outcome)
+                await self._record(conn, batch)
         except BaseException:
             # Not recorded: the leases expire and the deliveries are tried again (at least once).
             log.exception("could not record %d delivery attempts", len(batch))
@@ -337,57 +385,70 @@ class Dispatcher:
         finally:
             self._attempting.difference_update(o.claimed.delivery_id for o in batch)
 
-    async def _record(self, conn: AsyncConnection, outcome: Outcome) -> None:
-        item = outcome.claimed
-        now = outcome.attempted_at
-        await conn.execute(
-            insert(attempts).values(
-                delivery_id=item.delivery_id,
-                attempted_at=now,
-                status_code=outcome.status_code,
-                latency_ms=round(outcome.latency_ms, 3),
-                error=outcome.error,
-                response_excerpt=outcome.excerpt,
-            )
+    async def _record(self, conn: AsyncConnection, batch: list[Outcome]) -> None:
+        await prepared_sql.execute_many(
+            conn,
+            _INSERT_ATTEMPT,
+            [
+                {
+                    "delivery_id": o.claimed.delivery_id,
+                    "attempted_at": o.attempted_at,
+                    "status_code": o.status_code,
+                    "latency_ms": round(o.latency_ms, 3),
+                    "error": o.error,
+                    "response_excerpt": o.excerpt,
+                }
+                for o in batch
+            ],
         )
-        values: dict[str, object] = {
-            "attempts": item.attempts + 1,
-            "lease_until": None,
-            "last_attempt_at": now,
-            "last_status_code": outcome.status_code,
-            "last_error": outcome.error,
-        }
-        if outcome.delivered:
-            values.update(status="delivered", delivered_at=now)
-            await conn.execute(
-                update(endpoints)
-                .where(endpoints.c.id == item.endpoint_id, endpoints.c.failing_since.is_not(None))
-                .values(failing_since=None)
-            )
-        else:
+        delivered = [o for o in batch if o.delivered]
+        await prepared_sql.execute_many(
+            conn,
+            _DELIVERED,
+            [
+                {
+                    "id": o.claimed.delivery_id,
+                    "attempts": o.claimed.attempts + 1,
+                    "at": o.attempted_at,
+                    "status_code": o.status_code,
+                }
+                for o in delivered
+            ],
+        )
+        failed = []
+        for o in batch:
+            if o.delivered:
+                continue
             delay = retry.next_delay(
-                item.attempts + 1,
-                retry_after=outcome.retry_after,
-                max_attempts=item.max_attempts,
+                o.claimed.attempts + 1,
+                retry_after=o.retry_after,
+                max_attempts=o.claimed.max_attempts,
                 rng=self.rng,
             )
-            if delay is None:
-                values["status"] = "failed"
-            else:
-                values["next_attempt_at"] = now + delay
-            await self._note_failure(conn, item.endpoint_id, outcome)
-        await conn.execute(
-            update(deliveries).where(deliveries.c.id == item.delivery_id).values(**values)
-        )
+            failed.append(
+                {
+                    "id": o.claimed.delivery_id,
+                    "attempts": o.claimed.attempts + 1,
+                    "at": o.attempted_at,
+                    "status_code": o.status_code,
+                    "error": o.error,
+                    "status": "failed" if delay is None else "pending",
+                    "next_attempt_at": None if delay is None else o.attempted_at + delay,
+                }
+            )
+        await prepared_sql.execute_many(conn, _FAILED, failed)
+        recovered = {o.claimed.endpoint_id for o in delivered}
+        await prepared_sql.execute_many(conn, _RECOVERED, [{"id": e} for e in recovered])
+        for outcome in batch:
+            if outcome.delivered:
+                continue
+            if outcome.claimed.endpoint_id not in recovered or outcome.status_code == 410:
+                await self._note_failure(conn, outcome.claimed.endpoint_id, outcome)
 
     async def _note_failure(
         self, conn: AsyncConnection, endpoint_id: str, outcome: Outcome
     ) -> None:
-        endpoint = (
-            (await conn.execute(select(endpoints).where(endpoints.c.id == endpoint_id)))
-            .mappings()
-            .first()
-        )
+        endpoint = await prepared_sql.first(conn, _ENDPOINT, {"id": endpoint_id})
         if endpoint is None:
             return
         now = outcome.attempted_at

@@ -6,11 +6,41 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import RowMapping, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from webhooks import topics
 from webhooks.tables import deliveries, endpoints, events
+
+_INSERT_EVENT = prepared_sql.Prepared(
+    insert(events)
+    .values({c.name: bindparam(c.name) for c in events.c if c.name != "seq"})
+    .returning(events.c.seq)
+)
+_ENDPOINTS_OF = prepared_sql.Prepared(
+    select(endpoints).where(endpoints.c.publisher_id == bindparam("publisher_id"))
+)
+_INSERT_DELIVERY = prepared_sql.Prepared(
+    insert(deliveries).values(
+        {
+            name: bindparam(name)
+            for name in (
+                "id",
+                "event_seq",
+                "endpoint_id",
+                "publisher_id",
+                "ordering_key",
+                "subscription_id",
+                "subscription_version",
+                "status",
+                "attempts",
+                "next_attempt_at",
+                "created_at",
+            )
+        }
+    )
+)
 
 
 class Envelope(msgspec.Struct, rename="camel"):
@@ -28,7 +58,7 @@ def ordering_key(subscription_id: int | None, payment_id: int | None) -> str:
     return f"p:{payment_id}"
 
 
-def wants(endpoint: RowMapping, topic: str, payment_method_id: int | None) -> bool:
+def wants(endpoint: prepared_sql.Row, topic: str, payment_method_id: int | None) -> bool:
     if not endpoint["enabled"]:
         return False
     if topic != topics.SNAPSHOT and topic not in endpoint["topics"]:
@@ -60,34 +90,32 @@ async def enqueue(
         raise ValueError(f"{topic} is never sent for externally-managed subscriptions")
     event_id = "msg_" + uuid.uuid4().hex
     body = msgspec.json.encode(Envelope(broadcaster_id=publisher_id, topic=topic, data=data))
-    result = await conn.execute(
-        insert(events)
-        .values(
-            id=event_id,
-            publisher_id=publisher_id,
-            topic=topic,
-            subscription_id=subscription_id,
-            subscription_version=subscription_version,
-            payment_id=payment_id,
-            payment_method_id=payment_method_id,
-            body=body,
-            created_at=now,
-        )
-        .returning(events.c.seq)
+    event_seq = await prepared_sql.scalar(
+        conn,
+        _INSERT_EVENT,
+        {
+            "id": event_id,
+            "publisher_id": publisher_id,
+            "topic": topic,
+            "subscription_id": subscription_id,
+            "subscription_version": subscription_version,
+            "payment_id": payment_id,
+            "payment_method_id": payment_method_id,
+            "body": body,
+            "created_at": now,
+        },
     )
-    event_seq = result.scalar_one()
-    query = select(endpoints).where(endpoints.c.publisher_id == publisher_id)
-    if endpoint_ids is not None:
-        query = query.where(endpoints.c.id.in_(endpoint_ids))
     targets = [
         row
-        for row in (await conn.execute(query)).mappings()
-        if wants(row, topic, payment_method_id)
+        for row in await prepared_sql.rows(conn, _ENDPOINTS_OF, {"publisher_id": publisher_id})
+        if (endpoint_ids is None or row["id"] in endpoint_ids)
+        and wants(row, topic, payment_method_id)
     ]
     if targets:
         key = ordering_key(subscription_id, payment_id)
-        await conn.execute(
-            insert(deliveries),
+        await prepared_sql.execute_many(
+            conn,
+            _INSERT_DELIVERY,
             [
                 {
                     "id": str(uuid.uuid4()),

@@ -5,27 +5,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from ems_connector.persistence.tables import customers
+from prepared_sql import Row
+
+_GET = prepared_sql.Prepared(
+    select(customers).where(
+        customers.c.publisher_id == bindparam("w_publisher_id"), customers.c.id == bindparam("w_id")
+    )
+)
 
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-async def get(conn: AsyncConnection, publisher_id: int, customer_id: int) -> RowMapping | None:
-    result = await conn.execute(
-        select(customers).where(
-            customers.c.publisher_id == publisher_id, customers.c.id == customer_id
-        )
+async def get(
+    conn: AsyncConnection, publisher_id: int, customer_id: int
+) -> prepared_sql.Row | None:
+    return await prepared_sql.first(
+        conn, _GET, {"w_publisher_id": publisher_id, "w_id": customer_id}
     )
-    return result.mappings().first()
 
 
-async def find_by_email(conn: AsyncConnection, publisher_id: int, email: str) -> RowMapping | None:
+async def find_by_email(conn: AsyncConnection, publisher_id: int, email: str) -> Row | None:
     result = await conn.execute(
         select(customers).where(
             customers.c.publisher_id == publisher_id,
@@ -43,7 +50,7 @@ async def search(
     external_id: str | None,
     offset: int,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> Sequence[Row]:
     query = select(customers).where(customers.c.publisher_id == publisher_id)
     if email is not None:
         query = query.where(customers.c.email_normalized == normalize_email(email))
@@ -53,7 +60,7 @@ async def search(
     return result.mappings().all()
 
 
-async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping | None:
+async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> Row | None:
     """The new row, or None when the email is taken; the caller then abandons its work."""
     try:
         result = await conn.execute(insert(customers).values(**values).returning(*customers.c))
@@ -64,7 +71,7 @@ async def insert_customer(conn: AsyncConnection, values: dict[str, Any]) -> RowM
 
 async def update_customer(
     conn: AsyncConnection, publisher_id: int, customer_id: int, values: dict[str, Any]
-) -> RowMapping | None:
+) -> Row | None:
     """The updated row, or None when the email is taken; the caller then abandons its work."""
     try:
         result = await conn.execute(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import sqlite3
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from contextvars import ContextVar
@@ -42,8 +44,9 @@ def _storage_errors_as_unavailable() -> Iterator[None]:
     """A locked, full, read-only or missing database is a 503 to retry, not a 500."""
     try:
         yield
-    except OperationalError as exc:
-        text = str(exc.orig if exc.orig is not None else exc).lower()
+    except (OperationalError, sqlite3.OperationalError) as exc:
+        orig = exc.orig if isinstance(exc, OperationalError) else exc
+        text = str(orig if orig is not None else exc).lower()
         if any(marker in text for marker in _STORAGE_TROUBLE):
             raise Unavailable("The database is busy or unavailable; retry shortly") from exc
         raise
@@ -124,8 +127,9 @@ class Database:
         ambient = _ambient.get()
         if ambient is not None:
             with _storage_errors_as_unavailable():
-                async with ambient.begin_nested():
+                async with _savepoint(ambient) as savepoint:
                     yield ambient
+                    savepoint.keep = True
             return
         if self._group is None:
             with _storage_errors_as_unavailable():
@@ -190,6 +194,44 @@ class _Savepoint:
         self.keep = False
 
 
+_savepoint_names = itertools.count()
+
+
+@contextlib.asynccontextmanager
+async def _savepoint(conn: AsyncConnection) -> AsyncIterator[_Savepoint]:
+    """A savepoint: released if the block sets `keep`, otherwise (or on an exception, if
+    the transaction is still there) rolled back to."""
+    savepoint = _Savepoint(conn)
+    if conn.dialect.driver != inline_sqlite.DRIVER:
+        nested = await conn.begin_nested()
+        try:
+            yield savepoint
+        except BaseException:
+            if nested.is_active:
+                await nested.rollback()
+            raise
+        if savepoint.keep:
+            await nested.commit()
+        else:
+            await nested.rollback()
+        return
+    # On SQLite straight on the driver: SQLAlchemy compiles a savepoint afresh each time.
+    sync: Any = conn.sync_connection
+    driver = sync.connection.dbapi_connection.driver_connection
+    name = f"unit_{next(_savepoint_names)}"
+    driver.execute(f"SAVEPOINT {name}")
+    try:
+        yield savepoint
+    except BaseException:
+        if driver.in_transaction:
+            driver.execute(f"ROLLBACK TO {name}")
+            driver.execute(f"RELEASE {name}")
+        raise
+    if not savepoint.keep:
+        driver.execute(f"ROLLBACK TO {name}")
+    driver.execute(f"RELEASE {name}")
+
+
 class _Batch:
     """The open transaction that the units of work of many requests share."""
 
@@ -241,20 +283,13 @@ class _GroupCommit:
             with _storage_errors_as_unavailable():
                 batch = await self._open_batch()
                 assert self._conn is not None
-                savepoint = _Savepoint(self._conn)
-                nested = await self._conn.begin_nested()
                 try:
-                    yield savepoint
+                    async with _savepoint(self._conn) as savepoint:
+                        yield savepoint
                 except BaseException:
-                    if self._in_transaction():
-                        await nested.rollback()
-                    else:
+                    if not self._in_transaction():
                         batch.broken = True
                     raise
-                if savepoint.keep:
-                    await nested.commit()
-                else:
-                    await nested.rollback()
                 batch.units += 1
         except BaseException as exc:
             failure = exc

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping, delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from ems_connector.persistence.tables import idempotency_keys
+
+_FIND = prepared_sql.Prepared(
+    select(idempotency_keys).where(
+        idempotency_keys.c.publisher_id == bindparam("publisher_id"),
+        idempotency_keys.c.key == bindparam("key"),
+        idempotency_keys.c.created_at >= bindparam("not_before"),
+    )
+)
+_FORGET = prepared_sql.Prepared(
+    delete(idempotency_keys).where(
+        idempotency_keys.c.publisher_id == bindparam("publisher_id"),
+        idempotency_keys.c.key == bindparam("key"),
+    )
+)
+_STORE = prepared_sql.Prepared(
+    insert(idempotency_keys).values({c.name: bindparam(c.name) for c in idempotency_keys.c})
+)
 
 
 async def find(
     conn: AsyncConnection, publisher_id: int, key: str, not_before: int
-) -> RowMapping | None:
-    result = await conn.execute(
-        select(idempotency_keys).where(
-            idempotency_keys.c.publisher_id == publisher_id,
-            idempotency_keys.c.key == key,
-            idempotency_keys.c.created_at >= not_before,
-        )
+) -> prepared_sql.Row | None:
+    return await prepared_sql.first(
+        conn, _FIND, {"publisher_id": publisher_id, "key": key, "not_before": not_before}
     )
-    return result.mappings().first()
 
 
 async def store(
@@ -34,22 +47,20 @@ async def store(
     now: int,
 ) -> None:
     # An expired row with the same key may still be there; the new request replaces it.
-    await conn.execute(
-        delete(idempotency_keys).where(
-            idempotency_keys.c.publisher_id == publisher_id, idempotency_keys.c.key == key
-        )
-    )
-    await conn.execute(
-        insert(idempotency_keys).values(
-            publisher_id=publisher_id,
-            key=key,
-            fingerprint=fingerprint,
-            status_code=status_code,
-            content_type=content_type,
-            headers=headers,
-            body=body,
-            created_at=now,
-        )
+    await prepared_sql.execute(conn, _FORGET, {"publisher_id": publisher_id, "key": key})
+    await prepared_sql.execute(
+        conn,
+        _STORE,
+        {
+            "publisher_id": publisher_id,
+            "key": key,
+            "fingerprint": fingerprint,
+            "status_code": status_code,
+            "content_type": content_type,
+            "headers": headers,
+            "body": body,
+            "created_at": now,
+        },
     )
 
 

@@ -5,21 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from ems_connector.persistence.tables import offers
+from prepared_sql import Row
 
-
-async def get(conn: AsyncConnection, publisher_id: int, offer_id: str) -> RowMapping | None:
-    result = await conn.execute(
-        select(offers).where(offers.c.publisher_id == publisher_id, offers.c.offer_id == offer_id)
+_GET = prepared_sql.Prepared(
+    select(offers).where(
+        offers.c.publisher_id == bindparam("w_publisher_id"),
+        offers.c.offer_id == bindparam("w_offer_id"),
     )
-    return result.mappings().first()
+)
 
 
-async def list_all(conn: AsyncConnection, publisher_id: int) -> Sequence[RowMapping]:
+async def get(conn: AsyncConnection, publisher_id: int, offer_id: str) -> prepared_sql.Row | None:
+    return await prepared_sql.first(
+        conn, _GET, {"w_publisher_id": publisher_id, "w_offer_id": offer_id}
+    )
+
+
+async def list_all(conn: AsyncConnection, publisher_id: int) -> Sequence[Row]:
     result = await conn.execute(
         select(offers).where(offers.c.publisher_id == publisher_id).order_by(offers.c.offer_id)
     )

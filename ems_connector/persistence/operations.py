@@ -6,10 +6,16 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from ems_connector.persistence.tables import operations
+from prepared_sql import Row
+
+_APPEND = prepared_sql.Prepared(
+    insert(operations).values({c.name: bindparam(c.name) for c in operations.c if c.name != "seq"})
+)
 
 
 async def append(
@@ -27,20 +33,22 @@ async def append(
     payment_id: int | None = None,
 ) -> str:
     operation_id = str(uuid.uuid4())
-    await conn.execute(
-        insert(operations).values(
-            operation_id=operation_id,
-            publisher_id=publisher_id,
-            type=type,
-            customer_id=customer_id,
-            subscription_id=subscription_id,
-            switch_id=switch_id,
-            payment_id=payment_id,
-            actor=actor,
-            request_id=request_id,
-            created_at=created_at,
-            payload=payload,
-        )
+    await prepared_sql.execute(
+        conn,
+        _APPEND,
+        {
+            "operation_id": operation_id,
+            "publisher_id": publisher_id,
+            "type": type,
+            "customer_id": customer_id,
+            "subscription_id": subscription_id,
+            "switch_id": switch_id,
+            "payment_id": payment_id,
+            "actor": actor,
+            "request_id": request_id,
+            "created_at": created_at,
+            "payload": payload,
+        },
     )
     return operation_id
 
@@ -55,7 +63,7 @@ async def page(
     customer_id: int | None = None,
     types: Sequence[str] = (),
     since: int | None = None,
-) -> Sequence[RowMapping]:
+) -> Sequence[Row]:
     """Up to `limit` operations after `after_seq`, oldest first."""
     query = select(operations).where(
         operations.c.publisher_id == publisher_id, operations.c.seq > after_seq

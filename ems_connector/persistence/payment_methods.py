@@ -5,22 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from ems_connector.persistence.tables import payment_methods
+from prepared_sql import Row
 
-
-async def get(conn: AsyncConnection, publisher_id: int, method_id: int) -> RowMapping | None:
-    result = await conn.execute(
-        select(payment_methods).where(
-            payment_methods.c.publisher_id == publisher_id, payment_methods.c.id == method_id
-        )
+_GET = prepared_sql.Prepared(
+    select(payment_methods).where(
+        payment_methods.c.publisher_id == bindparam("w_publisher_id"),
+        payment_methods.c.id == bindparam("w_id"),
     )
-    return result.mappings().first()
+)
 
 
-async def list_all(conn: AsyncConnection, publisher_id: int) -> Sequence[RowMapping]:
+async def get(conn: AsyncConnection, publisher_id: int, method_id: int) -> prepared_sql.Row | None:
+    return await prepared_sql.first(conn, _GET, {"w_publisher_id": publisher_id, "w_id": method_id})
+
+
+async def list_all(conn: AsyncConnection, publisher_id: int) -> Sequence[Row]:
     result = await conn.execute(
         select(payment_methods)
         .where(payment_methods.c.publisher_id == publisher_id)
@@ -29,7 +33,7 @@ async def list_all(conn: AsyncConnection, publisher_id: int) -> Sequence[RowMapp
     return result.mappings().all()
 
 
-async def insert_method(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping:
+async def insert_method(conn: AsyncConnection, values: dict[str, Any]) -> Row:
     result = await conn.execute(
         insert(payment_methods).values(**values).returning(*payment_methods.c)
     )

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ems_connector.persistence.tables import payments
+from prepared_sql import Row
 
 
-async def get(conn: AsyncConnection, publisher_id: int, payment_id: int) -> RowMapping | None:
+async def get(conn: AsyncConnection, publisher_id: int, payment_id: int) -> Row | None:
     result = await conn.execute(
         select(payments).where(payments.c.publisher_id == publisher_id, payments.c.id == payment_id)
     )
@@ -21,7 +22,7 @@ async def get(conn: AsyncConnection, publisher_id: int, payment_id: int) -> RowM
 
 async def find_by_external_id(
     conn: AsyncConnection, publisher_id: int, payment_method_id: int, external_payment_id: str
-) -> RowMapping | None:
+) -> Row | None:
     result = await conn.execute(
         select(payments).where(
             payments.c.publisher_id == publisher_id,
@@ -40,7 +41,7 @@ async def search(
     subscription_id: int | None,
     offset: int,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> Sequence[Row]:
     query = select(payments).where(payments.c.publisher_id == publisher_id)
     if customer_id is not None:
         query = query.where(payments.c.customer_id == customer_id)
@@ -50,7 +51,7 @@ async def search(
     return result.mappings().all()
 
 
-async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping:
+async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> Row:
     try:
         result = await conn.execute(insert(payments).values(**values).returning(*payments.c))
     except IntegrityError as exc:
@@ -58,9 +59,7 @@ async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> RowMa
     return result.mappings().one()
 
 
-async def update_payment(
-    conn: AsyncConnection, payment_id: int, values: dict[str, Any]
-) -> RowMapping:
+async def update_payment(conn: AsyncConnection, payment_id: int, values: dict[str, Any]) -> Row:
     result = await conn.execute(
         update(payments).where(payments.c.id == payment_id).values(**values).returning(*payments.c)
     )

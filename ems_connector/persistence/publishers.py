@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ems_connector.persistence.tables import api_keys, publishers
+from prepared_sql import Row
 
 
 async def insert_publisher(conn: AsyncConnection, publisher_id: int, name: str, now: int) -> bool:
@@ -21,7 +22,7 @@ async def insert_publisher(conn: AsyncConnection, publisher_id: int, name: str, 
     return True
 
 
-async def find_by_name(conn: AsyncConnection, name: str) -> RowMapping | None:
+async def find_by_name(conn: AsyncConnection, name: str) -> Row | None:
     result = await conn.execute(
         select(publishers).where(publishers.c.name == name).order_by(publishers.c.created_at)
     )

@@ -5,38 +5,74 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+import prepared_sql
 from ems_connector.persistence.tables import subscriptions
+from prepared_sql import Row
+
+_GET = prepared_sql.Prepared(
+    select(subscriptions).where(
+        subscriptions.c.publisher_id == bindparam("w_publisher_id"),
+        subscriptions.c.id == bindparam("w_id"),
+    )
+)
+_LIVE_BY_EXTERNAL_ID = prepared_sql.Prepared(
+    select(subscriptions).where(
+        subscriptions.c.publisher_id == bindparam("w_publisher_id"),
+        subscriptions.c.source == bindparam("w_source"),
+        subscriptions.c.external_id == bindparam("w_external_id"),
+        subscriptions.c.status != "terminated",
+    )
+)
+_INSERT = prepared_sql.Family(
+    lambda columns: (
+        insert(subscriptions)
+        .values({name: bindparam(f"v_{name}") for name in columns})
+        .returning(*subscriptions.c)
+    )
+)
+_UPDATE = prepared_sql.Family(
+    lambda columns: (
+        update(subscriptions)
+        .where(
+            subscriptions.c.id == bindparam("w_id"),
+            subscriptions.c.version == bindparam("w_version"),
+        )
+        .values({name: bindparam(f"v_{name}") for name in columns})
+        .returning(*subscriptions.c)
+    )
+)
+_SET_REPLACED_BY = prepared_sql.Prepared(
+    update(subscriptions)
+    .where(subscriptions.c.id == bindparam("w_id"))
+    .values(replaced_by=bindparam("v_replaced_by"))
+    .returning(*subscriptions.c)
+)
 
 
 class DuplicateExternalId(Exception):
     """Another non-terminated subscription holds this (source, externalId)."""
 
 
-async def get(conn: AsyncConnection, publisher_id: int, subscription_id: int) -> RowMapping | None:
-    result = await conn.execute(
-        select(subscriptions).where(
-            subscriptions.c.publisher_id == publisher_id, subscriptions.c.id == subscription_id
-        )
+async def get(
+    conn: AsyncConnection, publisher_id: int, subscription_id: int
+) -> prepared_sql.Row | None:
+    return await prepared_sql.first(
+        conn, _GET, {"w_publisher_id": publisher_id, "w_id": subscription_id}
     )
-    return result.mappings().first()
 
 
 async def find_live_by_external_id(
     conn: AsyncConnection, publisher_id: int, source: str, external_id: str
-) -> RowMapping | None:
-    result = await conn.execute(
-        select(subscriptions).where(
-            subscriptions.c.publisher_id == publisher_id,
-            subscriptions.c.source == source,
-            subscriptions.c.external_id == external_id,
-            subscriptions.c.status != "terminated",
-        )
+) -> prepared_sql.Row | None:
+    return await prepared_sql.first(
+        conn,
+        _LIVE_BY_EXTERNAL_ID,
+        {"w_publisher_id": publisher_id, "w_source": source, "w_external_id": external_id},
     )
-    return result.mappings().first()
 
 
 async def search(
@@ -50,7 +86,7 @@ async def search(
     statuses: Sequence[str],
     offset: int,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> Sequence[Row]:
     query = select(subscriptions).where(subscriptions.c.publisher_id == publisher_id)
     if customer_id is not None:
         query = query.where(subscriptions.c.customer_id == customer_id)
@@ -66,12 +102,11 @@ async def search(
     return result.mappings().all()
 
 
-async def insert_subscription(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping:
+async def insert_subscription(conn: AsyncConnection, values: dict[str, Any]) -> prepared_sql.Row:
     try:
-        result = await conn.execute(
-            insert(subscriptions).values(**values).returning(*subscriptions.c)
-        )
-        return result.mappings().one()
+        row = await prepared_sql.first(conn, _INSERT[tuple(values)], prepared_sql.values_of(values))
+        assert row is not None
+        return row
     except IntegrityError as exc:
         if "external_id" in str(exc.orig):
             raise DuplicateExternalId() from exc
@@ -79,23 +114,19 @@ async def insert_subscription(conn: AsyncConnection, values: dict[str, Any]) -> 
 
 
 async def update_subscription(
-    conn: AsyncConnection, row: RowMapping, values: dict[str, Any]
-) -> RowMapping | None:
+    conn: AsyncConnection, row: prepared_sql.Row, values: dict[str, Any]
+) -> prepared_sql.Row | None:
     """Write `values` and bump the version if the row is still at `row`'s version.
 
     None means another writer committed first (the caller answers 409/412).
     """
     try:
-        result = await conn.execute(
-            update(subscriptions)
-            .where(
-                subscriptions.c.id == row["id"],
-                subscriptions.c.version == row["version"],
-            )
-            .values(**values, version=row["version"] + 1)
-            .returning(*subscriptions.c)
+        changes = {**values, "version": row["version"] + 1}
+        return await prepared_sql.first(
+            conn,
+            _UPDATE[tuple(changes)],
+            {**prepared_sql.values_of(changes), "w_id": row["id"], "w_version": row["version"]},
         )
-        return result.mappings().first()
     except IntegrityError as exc:
         if "external_id" in str(exc.orig):
             raise DuplicateExternalId() from exc
@@ -103,19 +134,17 @@ async def update_subscription(
 
 
 async def set_replaced_by(
-    conn: AsyncConnection, row: RowMapping, replaced_by: dict[str, Any]
-) -> RowMapping:
+    conn: AsyncConnection, row: prepared_sql.Row, replaced_by: dict[str, Any]
+) -> prepared_sql.Row:
     """Link a subscription just written in this transaction to its replacement.
 
     Part of the same change as that write, so the version does not move again.
     """
-    result = await conn.execute(
-        update(subscriptions)
-        .where(subscriptions.c.id == row["id"])
-        .values(replaced_by=replaced_by)
-        .returning(*subscriptions.c)
+    updated = await prepared_sql.first(
+        conn, _SET_REPLACED_BY, {"w_id": row["id"], "v_replaced_by": replaced_by}
     )
-    return result.mappings().one()
+    assert updated is not None
+    return updated
 
 
 async def live_page(
@@ -124,7 +153,7 @@ async def live_page(
     payment_method_id: int | None,
     after_id: int,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> Sequence[Row]:
     """Non-terminated subscriptions with ids above `after_id`, in id order."""
     query = select(subscriptions).where(
         subscriptions.c.publisher_id == publisher_id,
@@ -137,7 +166,7 @@ async def live_page(
     return result.mappings().all()
 
 
-async def renewals_due(conn: AsyncConnection, now: int, limit: int) -> Sequence[RowMapping]:
+async def renewals_due(conn: AsyncConnection, now: int, limit: int) -> Sequence[Row]:
     """Active subscriptions whose dateTo has come and has not been noted yet."""
     result = await conn.execute(
         select(subscriptions)
@@ -153,7 +182,7 @@ async def renewals_due(conn: AsyncConnection, now: int, limit: int) -> Sequence[
     return result.mappings().all()
 
 
-async def note_renewal_due(conn: AsyncConnection, row: RowMapping) -> bool:
+async def note_renewal_due(conn: AsyncConnection, row: Row) -> bool:
     """Mark `row`'s dateTo as noted; False when another process noted it (or it changed)."""
     result = await conn.execute(
         update(subscriptions)

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ems_connector.persistence.tables import switches
+from prepared_sql import Row
 
 
-async def get(conn: AsyncConnection, publisher_id: int, switch_id: str) -> RowMapping | None:
+async def get(conn: AsyncConnection, publisher_id: int, switch_id: str) -> Row | None:
     result = await conn.execute(
         select(switches).where(switches.c.publisher_id == publisher_id, switches.c.id == switch_id)
     )
@@ -27,7 +28,7 @@ async def search(
     statuses: Sequence[str],
     offset: int,
     limit: int,
-) -> Sequence[RowMapping]:
+) -> Sequence[Row]:
     query = select(switches).where(switches.c.publisher_id == publisher_id)
     if customer_id is not None:
         query = query.where(switches.c.customer_id == customer_id)
@@ -39,14 +40,12 @@ async def search(
     return result.mappings().all()
 
 
-async def insert_switch(conn: AsyncConnection, values: dict[str, Any]) -> RowMapping:
+async def insert_switch(conn: AsyncConnection, values: dict[str, Any]) -> Row:
     result = await conn.execute(insert(switches).values(**values).returning(*switches.c))
     return result.mappings().one()
 
 
-async def update_switch(
-    conn: AsyncConnection, row: RowMapping, values: dict[str, Any]
-) -> RowMapping | None:
+async def update_switch(conn: AsyncConnection, row: Row, values: dict[str, Any]) -> Row | None:
     """Write `values` if the switch still has `row`'s status; None when another write won."""
     result = await conn.execute(
         update(switches)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import RowMapping
 
 from ems_connector.context import RequestContext
 from ems_connector.errors import NotFound, Unprocessable
@@ -17,6 +16,7 @@ from ems_connector.schemas.customers import (
     CustomerResource,
     UpdateCustomerRequest,
 )
+from prepared_sql import Row
 
 # Request fields that are stored as columns of the same name.
 _FIELDS = (
@@ -31,7 +31,7 @@ _FIELDS = (
 )
 
 
-def to_resource(row: RowMapping) -> CustomerResource:
+def to_resource(row: Row) -> CustomerResource:
     return CustomerResource(
         id=row["id"],
         email=row["email"],

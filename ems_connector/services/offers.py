@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import RowMapping
 
 from ems_connector.context import RequestContext
 from ems_connector.errors import Conflict, NotFound, PreconditionFailed, Unprocessable
@@ -21,13 +20,14 @@ from ems_connector.schemas.offers import (
     Price,
     UpdateOfferRequest,
 )
+from prepared_sql import Row
 
 OFFER_TYPES = {"S": "subscription", "P": "pass", "E": "live", "A": "vod", "R": "vod"}
 # Passes and one-off purchases have no billing cycle of their own; a month is the default.
 DEFAULT_CYCLE = BillingCycle(period_unit="month", amount=1)
 
 
-def to_resource(row: RowMapping) -> OfferResource:
+def to_resource(row: Row) -> OfferResource:
     trial = row["free_trial"]
     return OfferResource(
         offer_id=row["offer_id"],

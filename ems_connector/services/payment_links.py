@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import RowMapping
-
 from ems_connector.errors import Conflict, Unprocessable
 from ems_connector.persistence import payments as repo
 from ems_connector.persistence.unit_of_work import UnitOfWork
+from prepared_sql import Row
 
 
 async def usable_payment(
@@ -20,7 +19,7 @@ async def usable_payment(
     offer_id: str | None = None,
     subscription_id: int | None = None,
     switch_id: str | None = None,
-) -> RowMapping:
+) -> Row:
     """The payment, if this operation may use it; else the contract's 422.
 
     `offer_id` is checked on create only (a renewal may be paid at a switched-to price);
@@ -63,7 +62,7 @@ async def usable_payment(
     return payment
 
 
-async def claim(uow: UnitOfWork, payment: RowMapping, used_by: dict[str, Any]) -> None:
+async def claim(uow: UnitOfWork, payment: Row, used_by: dict[str, Any]) -> None:
     """Mark the payment used by this operation, in the same transaction."""
     if payment["used_by"] == used_by:
         return

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy import RowMapping
-
 from ems_connector.context import RequestContext
 from ems_connector.errors import NotFound
 from ems_connector.persistence import payment_methods as repo
@@ -13,9 +11,10 @@ from ems_connector.schemas.payment_methods import (
     CreatePaymentMethodRequest,
     PaymentMethodResource,
 )
+from prepared_sql import Row
 
 
-def to_resource(row: RowMapping) -> PaymentMethodResource:
+def to_resource(row: Row) -> PaymentMethodResource:
     return PaymentMethodResource(
         id=row["id"],
         source=row["source"],

@@ -6,7 +6,6 @@ import hashlib
 from typing import Any
 
 import msgspec
-from sqlalchemy import RowMapping
 
 from ems_connector.context import RequestContext
 from ems_connector.errors import Conflict, NotFound, Unprocessable, field_error
@@ -24,6 +23,7 @@ from ems_connector.schemas.payments import (
     UpdatePaymentRequest,
 )
 from ems_connector.services.webhook_events import payment_event
+from prepared_sql import Row
 from state_machines import payment as machine
 
 
@@ -32,7 +32,7 @@ def switch_claim(switch_id: str, subscription_id: int) -> dict[str, Any]:
     return {"type": "subscriptionSwitch", "switchId": switch_id, "subscriptionId": subscription_id}
 
 
-def to_resource(row: RowMapping, method: RowMapping, offer_type: str) -> PaymentResource:
+def to_resource(row: Row, method: Row, offer_type: str) -> PaymentResource:
     tax = row["tax_amount"]
     return PaymentResource(
         id=row["id"],
@@ -159,7 +159,7 @@ class PaymentService:
 
     async def _recurring(
         self, uow: UnitOfWork, req: CreatePaymentRequest
-    ) -> tuple[str, RowMapping | None]:
+    ) -> tuple[str, Row | None]:
         """`recurring-payment`, or `offer-switch` with the switch in progress."""
         assert req.subscription_id is not None
         sub = await subscriptions_repo.get(uow.conn, uow.context.publisher_id, req.subscription_id)
@@ -189,7 +189,7 @@ class PaymentService:
                 return "offer-switch", switch
         return "recurring-payment", None
 
-    async def _attach(self, uow: UnitOfWork, switch: RowMapping, row: RowMapping) -> RowMapping:
+    async def _attach(self, uow: UnitOfWork, switch: Row, row: Row) -> Row:
         """Attach an `offer-switch` payment to its switch, which then holds the newest
         captured one (reserved for it); a rejected one is attached only while no captured
         one is. A captured payment displaced by a newer one is released for other use."""
@@ -277,14 +277,14 @@ class PaymentService:
             await payment_event(uow, "paymentUpdated", updated)
             return await self._resource(uow, updated)
 
-    async def _resource(self, uow: UnitOfWork, row: RowMapping) -> PaymentResource:
+    async def _resource(self, uow: UnitOfWork, row: Row) -> PaymentResource:
         return await self._resource_on(uow.conn, uow.context.publisher_id, row)
 
     async def _resource_on(
         self,
         conn: Any,
         publisher_id: int,
-        row: RowMapping,
+        row: Row,
         catalogue: dict[tuple[str, object], Any] | None = None,
     ) -> PaymentResource:
         known = {} if catalogue is None else catalogue

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-from sqlalchemy import RowMapping
 
 from ems_connector.context import RequestContext
 from ems_connector.errors import (
@@ -40,6 +39,7 @@ from ems_connector.services import payment_links
 from ems_connector.services.periods import add_period
 from ems_connector.services.switches import offer_change
 from ems_connector.services.webhook_events import subscription_event
+from prepared_sql import Row
 from state_machines import InvalidTransition
 from state_machines import subscription as machine
 
@@ -76,7 +76,7 @@ _WIRE_NAMES = {
 }
 
 
-def to_resource(row: RowMapping) -> SubscriptionResource:
+def to_resource(row: Row) -> SubscriptionResource:
     return SubscriptionResource(
         subscription_id=row["id"],
         publisher_id=row["publisher_id"],
@@ -112,7 +112,7 @@ def subscription_not_found(subscription_id: int) -> NotFound:
     return NotFound("SUBSCRIPTION_NOT_FOUND", f"Subscription with id: {subscription_id} not found")
 
 
-def _changes(row: RowMapping, values: dict[str, Any]) -> dict[str, list[Any]]:
+def _changes(row: Row, values: dict[str, Any]) -> dict[str, list[Any]]:
     return {
         _WIRE_NAMES[column]: [row[column], value]
         for column, value in values.items()
@@ -379,8 +379,8 @@ class SubscriptionService:
             status = _fire(row, "renew")
             # A finished DEFERRED switch takes effect now, before the new period is computed.
             values: dict[str, Any] = await self._deferred_switch(uow, row)
-            period_unit = values.get("period_unit", row["period_unit"])
-            period_amount = values.get("period_amount", row["period_amount"])
+            period_unit: str = values.get("period_unit") or row["period_unit"]
+            period_amount: int = values.get("period_amount") or row["period_amount"]
             if req.expires_at is not None:
                 if req.expires_at <= row["date_to"]:
                     raise Unprocessable(
@@ -597,7 +597,7 @@ class SubscriptionService:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    async def _deferred_switch(self, uow: UnitOfWork, row: RowMapping) -> dict[str, Any]:
+    async def _deferred_switch(self, uow: UnitOfWork, row: Row) -> dict[str, Any]:
         """The columns a finished DEFERRED switch changes at this renew (none if there is none)."""
         if row["pending_switch_id"] is None:
             return {}
@@ -612,7 +612,7 @@ class SubscriptionService:
 
     async def _load(
         self, uow: UnitOfWork, subscription_id: int, expected_version: int | None
-    ) -> RowMapping:
+    ) -> Row:
         row = await repo.get(uow.conn, uow.context.publisher_id, subscription_id)
         if row is None:
             raise subscription_not_found(subscription_id)
@@ -623,10 +623,10 @@ class SubscriptionService:
     async def _update(
         self,
         uow: UnitOfWork,
-        row: RowMapping,
+        row: Row,
         values: dict[str, Any],
         expected_version: int | None,
-    ) -> RowMapping:
+    ) -> Row:
         try:
             updated = await repo.update_subscription(
                 uow.conn, row, {**values, "updated_at": uow.now}
@@ -643,7 +643,7 @@ class SubscriptionService:
             )
         return updated
 
-    async def _insert(self, uow: UnitOfWork, values: dict[str, Any]) -> RowMapping:
+    async def _insert(self, uow: UnitOfWork, values: dict[str, Any]) -> Row:
         defaults = {
             "publisher_id": uow.context.publisher_id,
             "status": "active",
@@ -661,7 +661,7 @@ class SubscriptionService:
         except repo.DuplicateExternalId as exc:
             raise _duplicate_external_id(values["external_id"], values["source"]) from exc
 
-    async def _subscription_offer(self, uow: UnitOfWork, offer_id: str) -> RowMapping:
+    async def _subscription_offer(self, uow: UnitOfWork, offer_id: str) -> Row:
         offer = await offers_repo.get(uow.conn, uow.context.publisher_id, offer_id)
         if offer is None:
             raise Unprocessable("OFFER_NOT_FOUND", f"Offer with id: {offer_id} not found")
@@ -686,7 +686,7 @@ class SubscriptionService:
             raise _duplicate_external_id(external_id, source)
 
 
-def _fire(row: RowMapping, event: str) -> machine.Status:
+def _fire(row: Row, event: str) -> machine.Status:
     """The status after `event`; a refusal's `allowed` knows whether the row was replaced."""
     return machine.fire(row["status"], event, replaced=bool(row["replaced_by"]))
 
@@ -695,7 +695,7 @@ def _link_value(subscription_id: int, reason: str, date: int) -> dict[str, Any]:
     return {"subscriptionId": subscription_id, "reason": reason, "date": date}
 
 
-def _version_mismatch(row: RowMapping, expected_version: int) -> PreconditionFailed:
+def _version_mismatch(row: Row, expected_version: int) -> PreconditionFailed:
     return PreconditionFailed(
         "VERSION_MISMATCH",
         f"Subscription {row['id']} is at version {row['version']}, not {expected_version}; "
@@ -704,5 +704,5 @@ def _version_mismatch(row: RowMapping, expected_version: int) -> PreconditionFai
     )
 
 
-def _external_id_of(payment: RowMapping | None) -> str | None:
+def _external_id_of(payment: Row | None) -> str | None:
     return payment["external_payment_id"] if payment is not None else None

@@ -6,8 +6,6 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping
-
 from ems_connector.context import RequestContext
 from ems_connector.errors import Conflict, NotFound, Unprocessable, field_error
 from ems_connector.persistence import offers as offers_repo
@@ -20,12 +18,13 @@ from ems_connector.schemas.switches import CreateSwitchRequest, SwitchResource, 
 from ems_connector.services import payment_links
 from ems_connector.services.payments import switch_claim
 from ems_connector.services.webhook_events import subscription_event
+from prepared_sql import Row
 from state_machines import switch as machine
 
 _LIVE = ("active", "stopped")
 
 
-def to_resource(row: RowMapping) -> SwitchResource:
+def to_resource(row: Row) -> SwitchResource:
     return SwitchResource(
         id=row["id"],
         subscription_id=row["subscription_id"],
@@ -45,7 +44,7 @@ def switch_not_found(switch_id: str) -> NotFound:
     return NotFound("SWITCH_NOT_FOUND", f"Switch with id: {switch_id} not found")
 
 
-def offer_change(offer: RowMapping) -> dict[str, Any]:
+def offer_change(offer: Row) -> dict[str, Any]:
     """The subscription columns a switch to `offer` sets: the offer and its billing cycle."""
     return {
         "offer_id": offer["offer_id"],
@@ -54,7 +53,7 @@ def offer_change(offer: RowMapping) -> dict[str, Any]:
     }
 
 
-def _not_switchable(sub: RowMapping) -> Unprocessable:
+def _not_switchable(sub: Row) -> Unprocessable:
     return Unprocessable(
         "VALIDATION_ERROR",
         f"Subscription {sub['id']} is {sub['status']}; only an active or stopped "
@@ -110,7 +109,7 @@ class SwitchService:
             await subscription_event(uow, "subscriptionSwitchRequested", sub, **_switch_ids(row))
             return to_resource(row)
 
-    async def _check_target(self, uow: UnitOfWork, sub: RowMapping, to_offer_id: str) -> None:
+    async def _check_target(self, uow: UnitOfWork, sub: Row, to_offer_id: str) -> None:
         """The §5 refusals, in the order the contract ranks them."""
         if sub["status"] not in _LIVE:
             raise _not_switchable(sub)
@@ -211,9 +210,7 @@ class SwitchService:
                 updated = await self._cancel(uow, row, sub)
             return to_resource(updated)
 
-    async def _finish(
-        self, uow: UnitOfWork, row: RowMapping, sub: RowMapping, payment_id: int | None
-    ) -> RowMapping:
+    async def _finish(self, uow: UnitOfWork, row: Row, sub: Row, payment_id: int | None) -> Row:
         if sub["status"] not in _LIVE:
             raise _not_switchable(sub)
         payment = await self._payment_for_finish(uow, row, sub, payment_id)
@@ -251,7 +248,7 @@ class SwitchService:
         )
         return updated
 
-    async def _release_payment(self, uow: UnitOfWork, row: RowMapping) -> None:
+    async def _release_payment(self, uow: UnitOfWork, row: Row) -> None:
         """A cancelled switch paid for nothing: its reserved payment may pay for something else."""
         if row["payment_id"] is None:
             return
@@ -262,8 +259,8 @@ class SwitchService:
             await payments_repo.update_payment(uow.conn, payment["id"], {"used_by": None})
 
     async def _payment_for_finish(
-        self, uow: UnitOfWork, row: RowMapping, sub: RowMapping, payment_id: int | None
-    ) -> RowMapping | None:
+        self, uow: UnitOfWork, row: Row, sub: Row, payment_id: int | None
+    ) -> Row | None:
         """The captured payment that pays the switch: the one named, else the one attached."""
         attached = (
             await payments_repo.get(uow.conn, uow.context.publisher_id, row["payment_id"])
@@ -289,7 +286,7 @@ class SwitchService:
             switch_id=row["id"],
         )
 
-    async def _cancel(self, uow: UnitOfWork, row: RowMapping, sub: RowMapping) -> RowMapping:
+    async def _cancel(self, uow: UnitOfWork, row: Row, sub: Row) -> Row:
         await self._release_payment(uow, row)
         if sub["pending_switch_id"] == row["id"]:
             sub = await _write_subscription(uow, sub, {"pending_switch_id": None})
@@ -306,9 +303,7 @@ class SwitchService:
         return updated
 
 
-async def _write_subscription(
-    uow: UnitOfWork, sub: RowMapping, values: dict[str, Any]
-) -> RowMapping:
+async def _write_subscription(uow: UnitOfWork, sub: Row, values: dict[str, Any]) -> Row:
     updated = await subscriptions_repo.update_subscription(
         uow.conn, sub, {**values, "updated_at": uow.now}
     )
@@ -319,7 +314,7 @@ async def _write_subscription(
     return updated
 
 
-def _switch_ids(row: RowMapping) -> dict[str, Any]:
+def _switch_ids(row: Row) -> dict[str, Any]:
     """The ids every switch topic carries."""
     return {
         "switch_id": row["id"],
@@ -328,7 +323,7 @@ def _switch_ids(row: RowMapping) -> dict[str, Any]:
     }
 
 
-async def _write_switch(uow: UnitOfWork, row: RowMapping, values: dict[str, Any]) -> RowMapping:
+async def _write_switch(uow: UnitOfWork, row: Row, values: dict[str, Any]) -> Row:
     updated = await repo.update_switch(uow.conn, row, values)
     if updated is None:
         raise Conflict("CONCURRENT_MODIFICATION", f"Switch {row['id']} changed meanwhile; retry")

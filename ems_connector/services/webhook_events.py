@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import RowMapping
-
 from ems_connector.persistence import customers as customers_repo
 from ems_connector.persistence.unit_of_work import UnitOfWork
+from prepared_sql import Row
 from webhooks.payloads import PaymentEventData, SubscriptionEventData, iso
 
 
@@ -20,7 +19,7 @@ async def _email(uow: UnitOfWork, customer_id: int) -> str:
     return emails[customer_id]
 
 
-async def subscription_event(uow: UnitOfWork, topic: str, row: RowMapping, **extra: Any) -> None:
+async def subscription_event(uow: UnitOfWork, topic: str, row: Row, **extra: Any) -> None:
     """Emit `topic` for the subscription as `row` now stands, with the topic's extra ids."""
     data = SubscriptionEventData(
         subscription_id=row["id"],
@@ -45,7 +44,7 @@ async def subscription_event(uow: UnitOfWork, topic: str, row: RowMapping, **ext
     )
 
 
-async def payment_event(uow: UnitOfWork, topic: str, row: RowMapping) -> None:
+async def payment_event(uow: UnitOfWork, topic: str, row: Row) -> None:
     tax = row["tax_amount"]
     data = PaymentEventData(
         payment_id=row["id"],

@@ -4,11 +4,11 @@ delivery log, manual retry, recovery, resync and per-subscription sync status (C
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy import RowMapping
 
 from ems_connector.clock import Clock
 from ems_connector.context import RequestContext
@@ -36,6 +36,7 @@ from ems_connector.schemas.webhooks import (
 )
 from ems_connector.services import cursors
 from ems_connector.services.subscriptions import subscription_not_found
+from prepared_sql import Row
 from webhooks import signing, store, topics
 from webhooks.payloads import SubscriptionEventData, iso
 
@@ -80,7 +81,7 @@ def endpoint_not_found(endpoint_id: str) -> NotFound:
     )
 
 
-def to_endpoint(row: RowMapping) -> EndpointResource:
+def to_endpoint(row: Row) -> EndpointResource:
     return EndpointResource(
         id=row["id"],
         url=row["url"],
@@ -96,11 +97,11 @@ def to_endpoint(row: RowMapping) -> EndpointResource:
     )
 
 
-def with_secret(row: RowMapping) -> EndpointWithSecret:
+def with_secret(row: Row) -> EndpointWithSecret:
     return EndpointWithSecret(**msgspec.structs.asdict(to_endpoint(row)), secret=row["secret"])
 
 
-def to_delivery(row: RowMapping, attempt_rows: list[RowMapping]) -> DeliveryResource:
+def to_delivery(row: Row, attempt_rows: Sequence[Row]) -> DeliveryResource:
     return DeliveryResource(
         id=row["id"],
         event_id=row["event_id"],
@@ -396,7 +397,7 @@ class WebhookService:
 
     # ---- helpers -----------------------------------------------------------------------------
 
-    async def _endpoint(self, conn: Any, publisher_id: int, endpoint_id: str) -> RowMapping:
+    async def _endpoint(self, conn: Any, publisher_id: int, endpoint_id: str) -> Row:
         row = await store.endpoint(conn, publisher_id, endpoint_id)
         if row is None:
             raise endpoint_not_found(endpoint_id)
@@ -418,7 +419,7 @@ class WebhookService:
         }
 
 
-def _endpoint_payload(row: RowMapping) -> dict[str, Any]:
+def _endpoint_payload(row: Row) -> dict[str, Any]:
     """What the operations log keeps of an endpoint: never a secret."""
     return {
         "endpointId": row["id"],
@@ -428,7 +429,7 @@ def _endpoint_payload(row: RowMapping) -> dict[str, Any]:
     }
 
 
-def _as_subscription(row: RowMapping) -> WebhookSubscriptionResource:
+def _as_subscription(row: Row) -> WebhookSubscriptionResource:
     return WebhookSubscriptionResource(
         topic=row["topics"][0],
         url=row["url"],
@@ -438,9 +439,7 @@ def _as_subscription(row: RowMapping) -> WebhookSubscriptionResource:
     )
 
 
-def _endpoint_sync(
-    endpoint: RowMapping, state: dict[str, Any] | None, version: int
-) -> EndpointSyncStatus:
+def _endpoint_sync(endpoint: Row, state: dict[str, Any] | None, version: int) -> EndpointSyncStatus:
     delivered = state["delivered_version"] if state else None
     status: Literal["in_sync", "pending", "out_of_sync", "unreachable"]
     if not endpoint["enabled"]:
@@ -462,7 +461,7 @@ def _endpoint_sync(
     )
 
 
-def _snapshot(row: RowMapping, email: str, now: int) -> SubscriptionEventData:
+def _snapshot(row: Row, email: str, now: int) -> SubscriptionEventData:
     return SubscriptionEventData(
         subscription_id=row["id"],
         customer_id=row["customer_id"],
