@@ -82,12 +82,14 @@ class Receiver:
                 if status == DROP:
                     writer.transport.abort()
                     return
+                # a 204 or 304 has no content (RFC 9110), and strict clients reject one that does
+                body = b"" if status in (204, 304) else self.body
                 head = [
                     f"HTTP/1.1 {status} X",
-                    f"content-length: {len(self.body)}",
+                    *([] if status in (204, 304) else [f"content-length: {len(body)}"]),
                     *(f"{k}: {v}" for k, v in extra.items()),
                 ]
-                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + self.body)
+                writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             return

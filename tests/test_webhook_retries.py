@@ -161,7 +161,7 @@ async def test_retry_after_replaces_the_scheduled_delay(
         (301, 301, "HTTP 301"),  # a redirect is a failure, never followed
         (302, 302, "HTTP 302"),
         (307, 307, "HTTP 307"),
-        (DROP, None, "RemoteProtocolError"),
+        (DROP, None, "ServerDisconnectedError"),
     ],
 )
 async def test_what_counts_as_a_failure(

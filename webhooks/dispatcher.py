@@ -12,7 +12,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from sqlalchemy import and_, bindparam, exists, func, insert, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,9 +31,10 @@ def _due(now: Any) -> Any:
     earlier = deliveries.alias("earlier")
     return and_(
         deliveries.c.status == "pending",
-        deliveries.c.next_attempt_at <= now,
+        # "+ 0" keeps SQLite off ix_webhook_deliveries_due here: walking the pick index in
+        # event order and stopping at the limit beats sorting every due row of the table
+        deliveries.c.next_attempt_at + 0 <= now,
         (deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until <= now),
-        endpoints.c.enabled.is_(True),
         # one subscription's events reach one endpoint in commit order
         ~exists().where(
             earlier.c.endpoint_id == deliveries.c.endpoint_id,
@@ -42,14 +45,16 @@ def _due(now: Any) -> Any:
     )
 
 
-_JOINED = deliveries.join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-_DUE_ENDPOINTS = prepared_sql.Prepared(
+# enabled endpoints with anything pending: one index probe each
+_ENDPOINTS_WITH_PENDING = prepared_sql.Prepared(
     select(endpoints).where(
-        endpoints.c.id.in_(
-            select(deliveries.c.endpoint_id).select_from(_JOINED).where(_due(bindparam("now")))
-        )
+        endpoints.c.enabled.is_(True),
+        exists().where(
+            deliveries.c.endpoint_id == endpoints.c.id, deliveries.c.status == "pending"
+        ),
     )
 )
+# one endpoint's due deliveries in event order (ix_webhook_deliveries_pick), up to a limit
 _PICK = prepared_sql.Prepared(
     select(
         deliveries.c.id,
@@ -57,8 +62,11 @@ _PICK = prepared_sql.Prepared(
         events.c.id.label("event_id"),
         events.c.body,
     )
-    .select_from(_JOINED.join(events, events.c.seq == deliveries.c.event_seq))
-    .where(_due(bindparam("now")), deliveries.c.endpoint_id == bindparam("endpoint_id"))
+    .select_from(deliveries.join(events, events.c.seq == deliveries.c.event_seq))
+    .where(
+        deliveries.c.endpoint_id == bindparam("endpoint_id"),
+        _due(bindparam("now")),
+    )
     .order_by(deliveries.c.event_seq)
     .limit(bindparam("limit"))
 )
@@ -266,7 +274,7 @@ class Dispatcher:
         now = self.now()
         claimed: list[Claimed] = []
         async with self.db.transaction() as conn:
-            due_endpoints = await prepared_sql.rows(conn, _DUE_ENDPOINTS, {"now": now})
+            due_endpoints = await prepared_sql.rows(conn, _ENDPOINTS_WITH_PENDING)
             for endpoint in due_endpoints:
                 endpoint_id = endpoint["id"]
                 free = min(self.per_endpoint - self._in_flight.get(endpoint_id, 0), free_total)
@@ -315,13 +323,16 @@ class Dispatcher:
         # One pool per endpoint: a slow endpoint cannot take another's connections.
         client = self._clients.get(endpoint_id)
         if client is None:
+            limits = httpx.Limits(
+                max_connections=self.per_endpoint, max_keepalive_connections=self.per_endpoint
+            )
             client = httpx.AsyncClient(
-                transport=self.transport,
+                # aiohttp under the httpx API: httpx's own pool costs about 3x the CPU per
+                # request (bench/README.md)
+                transport=self.transport or AiohttpTransport(limits=limits),
                 timeout=self.timeout_seconds,
                 follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=self.per_endpoint, max_keepalive_connections=self.per_endpoint
-                ),
+                limits=limits,
             )
             self._clients[endpoint_id] = client
         return client
@@ -337,15 +348,25 @@ class Dispatcher:
         excerpt: str | None = None
         retry_after: float | None = None
         try:
-            async with self._client(item.endpoint_id).stream(
-                "POST", item.url, content=item.body, headers=headers
-            ) as response:
+            # the whole exchange, not just each read: a receiver that drips bytes times out too
+            async with (
+                asyncio.timeout(self.timeout_seconds),
+                self._client(item.endpoint_id).stream(
+                    "POST", item.url, content=item.body, headers=headers
+                ) as response,
+            ):
                 status_code = response.status_code
                 retry_after = retry.parse_retry_after(response.headers.get("retry-after"))
                 excerpt = await _read_excerpt(response)
-        except httpx.TimeoutException:
-            error = f"timed out after {self.timeout_seconds:g} s"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, TimeoutError) as exc:
+            if _timed_out(exc):
+                status_code = None
+                error = f"timed out after {self.timeout_seconds:g} s"
+            else:
+                cause = exc.__cause__ or exc  # the aiohttp error, where the transport mapped one
+                error = f"{type(cause).__name__}: {cause}"[:512]
+        except Exception as exc:  # what the transport left unmapped (a malformed answer)
+            # still a recorded, retried failure: an outcome must never go missing
             error = f"{type(exc).__name__}: {exc}"[:512]
         finally:
             count = self._in_flight.get(item.endpoint_id, 1) - 1
@@ -459,6 +480,17 @@ class Dispatcher:
         elif now - failing_since >= retry.DISABLE_AFTER_SECONDS:
             changes.update(enabled=False, disabled_reason="every attempt failed for 5 days")
         await conn.execute(update(endpoints).where(endpoints.c.id == endpoint_id).values(**changes))
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout, as opposed to a refused or dropped connection (httpx-aiohttp maps every
+    aiohttp connection error to httpx.ConnectTimeout, so the cause decides)."""
+    if isinstance(exc, TimeoutError):
+        return True
+    cause = exc.__cause__
+    if cause is None:
+        return isinstance(exc, httpx.TimeoutException)
+    return isinstance(cause, TimeoutError | aiohttp.ServerTimeoutError)
 
 
 async def _read_excerpt(response: httpx.Response) -> str:
