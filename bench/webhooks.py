@@ -200,7 +200,13 @@ class Bench:
 
     async def call(self, method: str, path: str, body: Any = None) -> Any:
         raw = msgspec.json.encode(body) if body is not None else None
-        status, content = await self.api[0].request(method, path, raw)
+        try:
+            status, content = await self.api[0].request(method, path, raw)
+        except asyncio.IncompleteReadError as exc:
+            # the server closed an idle keep-alive connection: a GET may be sent again
+            if method != "GET" or exc.partial:
+                raise
+            status, content = await self.api[0].request(method, path, raw)
         if not 200 <= status < 300:
             raise RuntimeError(f"{method} {path}: {status} {content[:300]!r}")
         return msgspec.json.decode(content) if content else None

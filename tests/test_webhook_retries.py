@@ -13,6 +13,7 @@ from ems_connector.services.container import Services
 from tests.conftest import Api, AppClient
 from tests.receiver import DROP, Answer, Received, receiving
 from tests.webhook_driver import DAY, Hooks, manual_app
+from webhooks.dispatcher import TRIP_AFTER
 from webhooks.retry import JITTER, SCHEDULE
 
 
@@ -360,3 +361,45 @@ async def test_a_hanging_endpoint_does_not_hold_up_a_healthy_one(
         assert sorted(subscription_of(r) for r in slow.received) == sorted(first + later)
         statuses = {d["status"] for d in await hooks.deliveries()}
         assert statuses == {"delivered"}
+
+
+async def test_an_endpoint_that_keeps_failing_is_probed_one_delivery_at_a_time(
+    hooks: Hooks,
+) -> None:
+    healthy = False
+
+    def answer(_request: Received) -> tuple[int, dict[str, str]]:
+        return (200 if healthy else 500), {}
+
+    async with receiving(answer) as receiver:
+        await hooks.endpoint(receiver.url())
+        first = [await hooks.subscription() for _ in range(TRIP_AFTER)]
+        assert await hooks.deliver() == TRIP_AFTER  # every one fails: the endpoint is probed
+
+        later = [await hooks.subscription() for _ in range(3)]
+        assert await hooks.deliver() == 0, "new events wait while the endpoint rests"
+
+        # the retry time of the failed deliveries (5 s, +20 % at most) ends the rest
+        await hooks.advance(SCHEDULE[0] * 2)
+        assert await hooks.deliver() == 1, "one probe, not every due delivery"
+        assert await hooks.deliver() == 0
+
+        healthy = True
+        await hooks.advance(SCHEDULE[1] * 2)
+        # the probe succeeds and every other pending delivery follows in the same run
+        assert await hooks.deliver() == TRIP_AFTER + 3
+        pending = await hooks.deliveries(status="pending")
+        assert pending == []
+        delivered = {subscription_of(r) for r in receiver.received}
+        assert delivered == set(first + later)
+
+
+async def test_a_flaky_endpoint_is_not_probed(hooks: Hooks) -> None:
+    answers = iter([500, 200] * 20)
+    async with receiving(lambda _request: (next(answers), {})) as receiver:
+        await hooks.endpoint(receiver.url())
+        for _ in range(2 * TRIP_AFTER):
+            await hooks.subscription()
+        # failures never come TRIP_AFTER in a row: every due delivery is tried at once
+        assert await hooks.deliver() == 2 * TRIP_AFTER
+        assert len(receiver.received) == 2 * TRIP_AFTER

@@ -25,15 +25,14 @@ from webhooks.tables import attempts, deliveries, endpoints, events
 log = logging.getLogger("webhooks.dispatcher")
 
 EXCERPT_BYTES = 1024
+TRIP_AFTER = 10  # failed attempts in a row that make an endpoint "probed" (see Dispatcher)
 
 
 def _due(now: Any) -> Any:
     earlier = deliveries.alias("earlier")
     return and_(
         deliveries.c.status == "pending",
-        # "+ 0" keeps SQLite off ix_webhook_deliveries_due here: walking the pick index in
-        # event order and stopping at the limit beats sorting every due row of the table
-        deliveries.c.next_attempt_at + 0 <= now,
+        deliveries.c.next_attempt_at <= now,
         (deliveries.c.lease_until.is_(None)) | (deliveries.c.lease_until <= now),
         # one subscription's events reach one endpoint in commit order
         ~exists().where(
@@ -54,7 +53,9 @@ _ENDPOINTS_WITH_PENDING = prepared_sql.Prepared(
         ),
     )
 )
-# one endpoint's due deliveries in event order (ix_webhook_deliveries_pick), up to a limit
+# One endpoint's due deliveries, longest due first, up to a limit. The pick index walks only
+# the due rows and stops at the limit: no sort, and the retries a dead endpoint has scheduled
+# for later are never read. Ties go by delivery seq, i.e. by commit.
 _PICK = prepared_sql.Prepared(
     select(
         deliveries.c.id,
@@ -67,7 +68,7 @@ _PICK = prepared_sql.Prepared(
         deliveries.c.endpoint_id == bindparam("endpoint_id"),
         _due(bindparam("now")),
     )
-    .order_by(deliveries.c.event_seq)
+    .order_by(deliveries.c.next_attempt_at, deliveries.c.seq)
     .limit(bindparam("limit"))
 )
 _LEASE = prepared_sql.Prepared(
@@ -200,6 +201,12 @@ class Dispatcher:
         # deliveries being attempted by this process: never claimed twice, even when the
         # clock jumps past their lease
         self._attempting: set[str] = set()
+        # Endpoints whose last TRIP_AFTER attempts all failed are probed: one delivery at a
+        # time, at that delivery's retry time; the rest wait until a probe succeeds. A dead
+        # receiver then costs one attempt per retry interval instead of one per event, and
+        # takes no CPU from the healthy endpoints.
+        self._failures_in_a_row: dict[str, int] = {}
+        self._probe_at: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._outcomes: list[Outcome] = []
         self._wake = asyncio.Event()
@@ -277,7 +284,14 @@ class Dispatcher:
             due_endpoints = await prepared_sql.rows(conn, _ENDPOINTS_WITH_PENDING)
             for endpoint in due_endpoints:
                 endpoint_id = endpoint["id"]
-                free = min(self.per_endpoint - self._in_flight.get(endpoint_id, 0), free_total)
+                in_flight = self._in_flight.get(endpoint_id, 0)
+                probe_at = self._probe_at.get(endpoint_id)
+                if probe_at is None:
+                    free = min(self.per_endpoint - in_flight, free_total)
+                elif in_flight or probe_at > now:
+                    continue
+                else:
+                    free = 1  # a probe: the longest-due delivery, alone
                 if free <= 0:
                     continue
                 picked = [
@@ -446,6 +460,7 @@ class Dispatcher:
                 max_attempts=o.claimed.max_attempts,
                 rng=self.rng,
             )
+            self._count_failure(o, delay)
             failed.append(
                 {
                     "id": o.claimed.delivery_id,
@@ -459,12 +474,24 @@ class Dispatcher:
             )
         await prepared_sql.execute_many(conn, _FAILED, failed)
         recovered = {o.claimed.endpoint_id for o in delivered}
+        for endpoint_id in recovered:
+            self._failures_in_a_row.pop(endpoint_id, None)
+            self._probe_at.pop(endpoint_id, None)
         await prepared_sql.execute_many(conn, _RECOVERED, [{"id": e} for e in recovered])
         for outcome in batch:
             if outcome.delivered:
                 continue
             if outcome.claimed.endpoint_id not in recovered or outcome.status_code == 410:
                 await self._note_failure(conn, outcome.claimed.endpoint_id, outcome)
+
+    def _count_failure(self, outcome: Outcome, delay: float | None) -> None:
+        endpoint_id = outcome.claimed.endpoint_id
+        count = self._failures_in_a_row.get(endpoint_id, 0) + 1
+        self._failures_in_a_row[endpoint_id] = count
+        if count >= TRIP_AFTER:
+            self._probe_at[endpoint_id] = outcome.attempted_at + (
+                delay if delay is not None else retry.SCHEDULE[0]
+            )
 
     async def _note_failure(
         self, conn: AsyncConnection, endpoint_id: str, outcome: Outcome

@@ -97,9 +97,9 @@ deliveries = Table(
     Column("delivered_at", Float, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-    Index("ix_webhook_deliveries_order", "endpoint_id", "ordering_key", "event_seq"),
-    # the dispatcher walks one endpoint's pending deliveries in event order, up to a limit
-    Index("ix_webhook_deliveries_pick", "endpoint_id", "status", "event_seq"),
+    Index("ix_webhook_deliveries_order", "endpoint_id", "ordering_key", "status", "event_seq"),
+    # the dispatcher walks one endpoint's due deliveries, longest due first, up to a limit
+    Index("ix_webhook_deliveries_pick", "endpoint_id", "status", "next_attempt_at"),
     Index("ix_webhook_deliveries_subscription", "publisher_id", "subscription_id"),
     Index("ix_webhook_deliveries_endpoint", "endpoint_id", "seq"),
     sqlite_autoincrement=True,

@@ -1,4 +1,4 @@
-"""an index that hands the dispatcher one endpoint's pending deliveries in event order
+"""indexes for the dispatcher: one that hands it one endpoint's due deliveries, longest due first
 
 Revision ID: 0004
 Revises: 0003
@@ -16,13 +16,29 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # the order check ("is an earlier delivery of this subscription pending?") probes
+    # status too, instead of reading every delivered event of the subscription
+    op.drop_index("ix_webhook_deliveries_order", table_name="webhook_deliveries")
+    op.create_index(
+        "ix_webhook_deliveries_order",
+        "webhook_deliveries",
+        ["endpoint_id", "ordering_key", "status", "event_seq"],
+        unique=False,
+    )
     op.create_index(
         "ix_webhook_deliveries_pick",
         "webhook_deliveries",
-        ["endpoint_id", "status", "event_seq"],
+        ["endpoint_id", "status", "next_attempt_at"],
         unique=False,
     )
 
 
 def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_pick", table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_order", table_name="webhook_deliveries")
+    op.create_index(
+        "ix_webhook_deliveries_order",
+        "webhook_deliveries",
+        ["endpoint_id", "ordering_key", "event_seq"],
+        unique=False,
+    )
