@@ -525,6 +525,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> None:
+    """Print `rows` under `columns` of (header, key, format); a missing value prints "-" and a
+    string prints as it is."""
+    cells = [[header for header, _, _ in columns]]
+    for row in rows:
+        values = [row.get(key) for _, key, _ in columns]
+        cells.append(
+            [
+                "-" if v is None else v if isinstance(v, str) else fmt.format(v)
+                for v, (_, _, fmt) in zip(values, columns, strict=True)
+            ]
+        )
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for i, r in enumerate(cells):
+        print(
+            "  ".join(
+                c.ljust(w) if j == 0 else c.rjust(w)
+                for j, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def finish(report: dict[str, Any], output: Path) -> None:
+    """The lines every bench ends with (memory, stop, log, load), then the result JSON."""
+    mem = report.get("server_memory")
+    if mem:
+        peaks = ", ".join(f"{p['role']} {p['peak_rss_kb'] / 1024:.1f}" for p in mem["processes"])
+        total_mib = mem["peak_rss_kb_total"] / 1024
+        print(f"\nserver peak RSS (VmHWM) MiB: {peaks}; total {total_mib:.1f}")
+    print(f"server stop: {report['server_stop']}")
+    log = report["server_log"]
+    print(f"server log: {log['lines']} lines, {len(log['notable'])} notable")
+    load = report["machine"]
+    print(f"load average at start {load['loadavg_at_start']}, at end {load['loadavg_at_end']}")
+    for line in log["notable"][:10]:
+        print(f"  {line}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -550,18 +593,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print_table(report["phases"])
-    mem = report["server_memory"]
-    peaks = ", ".join(f"{p['role']} {p['peak_rss_kb'] / 1024:.1f}" for p in mem["processes"])
-    print(f"\nserver peak RSS (VmHWM) MiB: {peaks}; total {mem['peak_rss_kb_total'] / 1024:.1f}")
-    print(f"server stop: {report['server_stop']}")
-    print(f"server log: {total} lines, {len(notable)} notable")
-    load = report["machine"]
-    print(f"load average at start {load['loadavg_at_start']}, at end {load['loadavg_at_end']}")
-    for line in notable[:10]:
-        print(f"  {line}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {output.relative_to(REPO) if output.is_relative_to(REPO) else output}")
+    finish(report, output)
     return 0
 
 

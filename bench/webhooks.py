@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -550,24 +549,6 @@ async def drive(server: lc.Server, receiver: Receiver, args: argparse.Namespace)
 # --- reporting ----------------------------------------------------------------------------
 
 
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> None:
-    cells = [[header for header, _, _ in columns]]
-    for row in rows:
-        cells.append(
-            ["-" if row.get(key) is None else fmt.format(row[key]) for _, key, fmt in columns]
-        )
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    for i, r in enumerate(cells):
-        print(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w)
-                for j, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 CPU_COLUMNS = [
     ("server cpu%", "server_cpu_pct", "{:.0f}"),
     ("receiver cpu%", "receiver_cpu_pct", "{:.0f}"),
@@ -577,7 +558,7 @@ CPU_COLUMNS = [
 
 def print_report(report: dict[str, Any]) -> None:
     print("\nlive: closed-loop renews; latency = receipt - the client's 2xx of the renew")
-    table(
+    lc.table(
         report["live"],
         [
             ("phase", "phase", "{}"),
@@ -597,7 +578,7 @@ def print_report(report: dict[str, Any]) -> None:
         "\nbacklog: resyncs enqueue snapshots; deliveries/s from the first resync to the last"
         " receipt; drain deliveries/s from the resyncs' answer to the last receipt"
     )
-    table(
+    lc.table(
         report["backlog"],
         [
             ("phase", "phase", "{}"),
@@ -612,7 +593,7 @@ def print_report(report: dict[str, Any]) -> None:
         ],
     )
     print("\nclient ceilings against the receiver alone (no service)")
-    table(
+    lc.table(
         report["client"],
         [
             ("client", "phase", "{}"),
@@ -684,15 +665,7 @@ def main(argv: list[str] | None = None) -> int:
             report["server_log"] = {"lines": total, "notable": notable}
     report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print_report(report)
-    load = report["machine"]
-    print(f"server stop: {report['server_stop']}")
-    print(f"server log: {total} lines, {len(notable)} notable")
-    print(f"load average at start {load['loadavg_at_start']}, at end {load['loadavg_at_end']}")
-    for line in notable[:10]:
-        print(f"  {line}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {output.relative_to(lc.REPO) if output.is_relative_to(lc.REPO) else output}")
+    lc.finish(report, output)
     return 0
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import math
 import os
 import random
@@ -597,29 +596,6 @@ async def drive(server: lc.Server, args: argparse.Namespace, workdir: Path) -> d
 # --- reporting ----------------------------------------------------------------------------
 
 
-def cell(value: Any, fmt: str) -> str:
-    if value is None:
-        return "-"
-    if value == INF:
-        return INF
-    return fmt.format(value)
-
-
-def table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> None:
-    cells = [[h for h, _, _ in columns]]
-    cells += [[cell(row.get(k), fmt) for _, k, fmt in columns] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    for i, r in enumerate(cells):
-        print(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w)
-                for j, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 def print_report(report: dict[str, Any]) -> None:
     health, storage = report["ceilings"]["health"], report["ceilings"]["sqlite"]
     print(
@@ -641,7 +617,7 @@ def print_report(report: dict[str, Any]) -> None:
         " from the scheduled time to the answer (any status), an unanswered request counts"
         " as infinite; 2xx/s by completion time in the window"
     )
-    table(
+    lc.table(
         report["phases"],
         [
             ("phase", "phase", "{}"),
@@ -671,7 +647,7 @@ def print_report(report: dict[str, Any]) -> None:
         for row in report["phases"]
         for op, counts in row["per_op"].items()
     ]
-    table(
+    lc.table(
         per_op,
         [
             ("phase", "phase", "{}"),
@@ -758,18 +734,7 @@ def main(argv: list[str] | None = None) -> int:
             report["server_log"] = {"lines": total, "notable": notable}
     report["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print_report(report)
-    mem = report["server_memory"]
-    peaks = ", ".join(f"{p['role']} {p['peak_rss_kb'] / 1024:.1f}" for p in mem["processes"])
-    print(f"\nserver peak RSS (VmHWM) MiB: {peaks}; total {mem['peak_rss_kb_total'] / 1024:.1f}")
-    print(f"server stop: {report['server_stop']}")
-    print(f"server log: {total} lines, {len(notable)} notable")
-    load = report["machine"]
-    print(f"load average at start {load['loadavg_at_start']}, at end {load['loadavg_at_end']}")
-    for line in notable[:10]:
-        print(f"  {line}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {output.relative_to(lc.REPO) if output.is_relative_to(lc.REPO) else output}")
+    lc.finish(report, output)
     return 0
 
 
