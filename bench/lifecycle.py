@@ -407,19 +407,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
         ("client cpu%", "client_cpu_pct", "{:.0f}"),
         ("server cpu%", "server_cpu_pct", "{:.0f}"),
     ]
-    cells = [[h for h, _, _ in columns]]
-    for row in rows:
-        cells.append([("-" if row[k] is None else fmt.format(row[k])) for _, k, fmt in columns])
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    for i, r in enumerate(cells):
-        print(
-            "  ".join(
-                c.ljust(w) if j == 0 else c.rjust(w)
-                for j, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-        if i == 0:
-            print("  ".join("-" * w for w in widths))
+    table(rows, columns)
     for row in rows:
         for status, count in row["errors_by_status"].items():
             print(f"  {row['phase']}: {count} x {status}: {row['error_examples'][status][:160]}")

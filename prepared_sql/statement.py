@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -93,6 +94,12 @@ class Family:
         if found is None:
             found = self._members[columns] = Prepared(self._build(columns))
         return found
+
+
+def inputs(columns: Iterable[str], prefix: str = "") -> dict[str, Any]:
+    """`{column: bindparam(prefix + column)}`: VALUES or SET that take each column from the
+    parameter of that name."""
+    return {name: bindparam(f"{prefix}{name}") for name in columns}
 
 
 def values_of(values: Mapping[str, Any]) -> dict[str, Any]:

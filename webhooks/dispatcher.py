@@ -78,17 +78,16 @@ _LEASE = prepared_sql.Prepared(
 )
 _INSERT_ATTEMPT = prepared_sql.Prepared(
     insert(attempts).values(
-        {
-            name: bindparam(name)
-            for name in (
+        prepared_sql.inputs(
+            [
                 "delivery_id",
                 "attempted_at",
                 "status_code",
                 "latency_ms",
                 "error",
                 "response_excerpt",
-            )
-        }
+            ]
+        )
     )
 )
 _DELIVERED = prepared_sql.Prepared(

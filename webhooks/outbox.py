@@ -15,7 +15,7 @@ from webhooks.tables import deliveries, endpoints, events
 
 _INSERT_EVENT = prepared_sql.Prepared(
     insert(events)
-    .values({c.name: bindparam(c.name) for c in events.c if c.name != "seq"})
+    .values(prepared_sql.inputs(c.name for c in events.c if c.name != "seq"))
     .returning(events.c.seq)
 )
 _ENDPOINTS_OF = prepared_sql.Prepared(
@@ -23,9 +23,8 @@ _ENDPOINTS_OF = prepared_sql.Prepared(
 )
 _INSERT_DELIVERY = prepared_sql.Prepared(
     insert(deliveries).values(
-        {
-            name: bindparam(name)
-            for name in (
+        prepared_sql.inputs(
+            [
                 "id",
                 "event_seq",
                 "endpoint_id",
@@ -37,8 +36,8 @@ _INSERT_DELIVERY = prepared_sql.Prepared(
                 "attempts",
                 "next_attempt_at",
                 "created_at",
-            )
-        }
+            ]
+        )
     )
 )
 

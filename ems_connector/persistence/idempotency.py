@@ -22,7 +22,7 @@ _FORGET = prepared_sql.Prepared(
     )
 )
 _STORE = prepared_sql.Prepared(
-    insert(idempotency_keys).values({c.name: bindparam(c.name) for c in idempotency_keys.c})
+    insert(idempotency_keys).values(prepared_sql.inputs(c.name for c in idempotency_keys.c))
 )
 
 

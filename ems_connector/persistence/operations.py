@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import prepared_sql
@@ -14,7 +14,7 @@ from ems_connector.persistence.tables import operations
 from prepared_sql import Row
 
 _APPEND = prepared_sql.Prepared(
-    insert(operations).values({c.name: bindparam(c.name) for c in operations.c if c.name != "seq"})
+    insert(operations).values(prepared_sql.inputs(c.name for c in operations.c if c.name != "seq"))
 )
 
 

@@ -30,7 +30,7 @@ _LIVE_BY_EXTERNAL_ID = prepared_sql.Prepared(
 _INSERT = prepared_sql.Family(
     lambda columns: (
         insert(subscriptions)
-        .values({name: bindparam(f"v_{name}") for name in columns})
+        .values(prepared_sql.inputs(columns, prefix="v_"))
         .returning(*subscriptions.c)
     )
 )
@@ -41,7 +41,7 @@ _UPDATE = prepared_sql.Family(
             subscriptions.c.id == bindparam("w_id"),
             subscriptions.c.version == bindparam("w_version"),
         )
-        .values({name: bindparam(f"v_{name}") for name in columns})
+        .values(prepared_sql.inputs(columns, prefix="v_"))
         .returning(*subscriptions.c)
     )
 )
