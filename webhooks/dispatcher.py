@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
-from sqlalchemy import and_, bindparam, exists, func, insert, literal_column, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import prepared_sql
@@ -113,10 +113,8 @@ _FAILED = prepared_sql.Prepared(
         last_attempt_at=bindparam("at"),
         last_status_code=bindparam("status_code"),
         last_error=bindparam("error"),
-        # a delivery that has failed for good keeps the time of its last try
-        next_attempt_at=func.coalesce(
-            bindparam("next_attempt_at"), literal_column("next_attempt_at")
-        ),
+        # a delivery that failed for good keeps the next_attempt_at it had
+        next_attempt_at=func.coalesce(bindparam("next_attempt_at"), deliveries.c.next_attempt_at),
     )
 )
 _RECOVERED = prepared_sql.Prepared(
