@@ -17,6 +17,7 @@ from ems_connector.http.auth import auth_middleware, echo_request_id
 from ems_connector.http.body_guard import body_guard_middleware
 from ems_connector.http.body_validation import body_validation_middleware
 from ems_connector.http.controllers.customers import CustomerController
+from ems_connector.http.controllers.entitlements import AccessController, EntitlementController
 from ems_connector.http.controllers.health import health, ready
 from ems_connector.http.controllers.offers import OfferController
 from ems_connector.http.controllers.operations import OperationController
@@ -46,7 +47,8 @@ log = logging.getLogger("ems_connector")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-# How often the service looks for renewal dates that have come (the test clock also triggers it).
+# How often the service looks for renewal dates that have come and for subscriptions expired
+# past their grace period (every move of the test clock also does).
 SCHEDULE_SECONDS = 30.0
 # How often stored Idempotency-Key responses past their TTL are deleted.
 PURGE_SECONDS = 3600.0
@@ -74,7 +76,9 @@ def create_app(
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         read_pool_size=settings.read_pool_size,
     )
-    services = Services(db, clock or Clock())
+    services = Services(
+        db, clock or Clock(), access_cache_customers=settings.access_cache_customers
+    )
     dispatcher = (
         Dispatcher(db, services.clock.now_float, transport=webhook_transport)
         if settings.dispatcher == "inline"
@@ -90,6 +94,11 @@ def create_app(
         background.append(
             asyncio.create_task(
                 every(SCHEDULE_SECONDS, services.renewals_due.run), name="renewals-due"
+            )
+        )
+        background.append(
+            asyncio.create_task(
+                every(SCHEDULE_SECONDS, services.expiry_sweep.run), name="expiry-sweep"
             )
         )
         expired_keys = ExpiredKeys(db, services.clock, settings.idempotency_ttl_seconds)
@@ -120,6 +129,8 @@ def create_app(
         OfferController,
         PaymentMethodController,
         OperationController,
+        EntitlementController,
+        AccessController,
     ]
     if settings.test_mode:
         api_routes.append(TestClockController)

@@ -23,6 +23,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sqlite_busy_timeout_ms: int = 10_000
     read_pool_size: int = 8
     dispatcher: str = "inline"
+    access_cache_customers: int = 1_000_000
 
 
 def _parse_bool(raw: str) -> bool:
@@ -38,6 +39,13 @@ def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
         raise ValueError("expected a positive integer")
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected 0 or a positive integer")
     return value
 
 
@@ -110,6 +118,12 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
         "read_pool_size",
         _positive_int,
         "connections kept open for concurrent reads",
+    ),
+    "EMS_ACCESS_CACHE_CUSTOMERS": (
+        "access_cache_customers",
+        _non_negative_int,
+        "customers whose entitlements the channel access check keeps in memory "
+        "(about 100 bytes each); `0` reads the database on every check",
     ),
 }
 

@@ -154,7 +154,20 @@ async def test_renewal_with_a_payment_converts_the_trial(api: Api) -> None:
 
 
 async def test_failed_renewal_ends_in_a_payment_cancel(api: Api) -> None:
-    telco = api.tenant.telco_method_id
+    # a carrier that retries the charge for three days before it gives up: the expiry sweep
+    # leaves the subscription to the connector meanwhile
+    method = await api.call(
+        "POST",
+        "/3.1/payment_methods",
+        {
+            "source": "telco-dunning",
+            "methodName": "carrier-billing",
+            "paymentGateway": "telco-dunning",
+            "gracePeriodSeconds": 3 * 86400,
+        },
+        expect=201,
+    )
+    telco = method.json()["id"]
     jane = await api.customer()
     sub = await api.subscription(jane, "msisdn-4915100001", paymentMethodId=telco)
     sid = sub["subscriptionId"]

@@ -706,7 +706,21 @@ async def test_ready_for_topics_are_suppressed_once_per_date(api: Api, client: A
                 expect=200,
             )
         renewals = await add_endpoint(api, receiver.url("/renewed"), ["subscriptionRenewed"])
-        sub = (await api.subscription(jane, expiresAt=now + DAY))["subscriptionId"]
+        # a store that terminates by itself: the expiry sweep leaves the lapsed one alone
+        method = await api.call(
+            "POST",
+            "/3.1/payment_methods",
+            {
+                "source": "store-terminates",
+                "methodName": "in-app",
+                "paymentGateway": "store",
+                "autoTerminate": False,
+            },
+            expect=201,
+        )
+        sub = (
+            await api.subscription(jane, expiresAt=now + DAY, paymentMethodId=method.json()["id"])
+        )["subscriptionId"]
         path = f"/3.1/subscriptions/{sub}"
 
         await clock(api, advanceSeconds=2 * DAY)  # the renewal date passes

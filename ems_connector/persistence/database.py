@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import sqlite3
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,10 @@ _JSON_CODEC: dict[str, Any] = {
 # Set while an outer transaction (the idempotency wrapper of a request) is open: services
 # then run inside it on a savepoint, so their change and the stored response commit together.
 _ambient: ContextVar[AsyncConnection | None] = ContextVar("ems_ambient_tx", default=None)
+# What to run once the outermost open transaction is durable (see `Database.after_commit`).
+_after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "ems_after_commit", default=None
+)
 
 _STORAGE_TROUBLE = (
     "database is locked",
@@ -121,6 +125,16 @@ class Database:
             async with self.read_engine.connect() as conn:
                 yield conn
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction open in this context is durable: after the
+        outermost commit (the batch's, the idempotency wrapper's), never before, and not at
+        all if it rolls back. What others may see only after a change is acknowledged (a
+        cache dropping the old state) belongs here."""
+        callbacks = _after_commit.get()
+        if callbacks is None:
+            raise RuntimeError("after_commit needs an open transaction")
+        callbacks.append(callback)
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
         """One atomic write: all of it commits, or on any exception none of it."""
@@ -131,46 +145,64 @@ class Database:
                     yield ambient
                     savepoint.keep = True
             return
-        if self._group is None:
-            with _storage_errors_as_unavailable():
-                async with self.write_engine.begin() as conn:
-                    yield conn
-            return
-        async with self._group.unit() as savepoint:
-            token = _ambient.set(savepoint.conn)
-            try:
-                yield savepoint.conn
-            finally:
-                _ambient.reset(token)
-            savepoint.keep = True
+        callbacks: list[Callable[[], None]] = []
+        hooks = _after_commit.set(callbacks)
+        try:
+            if self._group is None:
+                with _storage_errors_as_unavailable():
+                    async with self.write_engine.begin() as conn:
+                        yield conn
+            else:
+                async with self._group.unit() as savepoint:
+                    token = _ambient.set(savepoint.conn)
+                    try:
+                        yield savepoint.conn
+                    finally:
+                        _ambient.reset(token)
+                    savepoint.keep = True
+        finally:
+            _after_commit.reset(hooks)
+        _run(callbacks)
 
     @contextlib.asynccontextmanager
     async def outer_transaction(self) -> AsyncIterator[OuterTransaction]:
         """A transaction that every `transaction()` inside the block joins on a savepoint;
         it commits only if `commit_on_exit()` was called."""
-        if self._group is None:
-            with _storage_errors_as_unavailable():
-                async with self.write_engine.connect() as conn:
-                    await conn.begin()
-                    outer = OuterTransaction(conn)
-                    token = _ambient.set(conn)
+        callbacks: list[Callable[[], None]] = []
+        hooks = _after_commit.set(callbacks)
+        try:
+            if self._group is None:
+                with _storage_errors_as_unavailable():
+                    async with self.write_engine.connect() as conn:
+                        await conn.begin()
+                        outer = OuterTransaction(conn)
+                        token = _ambient.set(conn)
+                        try:
+                            yield outer
+                        finally:
+                            _ambient.reset(token)
+                        if outer.commit_requested:
+                            await conn.commit()
+                        else:
+                            await conn.rollback()
+            else:
+                async with self._group.unit() as savepoint:
+                    outer = OuterTransaction(savepoint.conn)
+                    token = _ambient.set(savepoint.conn)
                     try:
                         yield outer
                     finally:
                         _ambient.reset(token)
-                    if outer.commit_requested:
-                        await conn.commit()
-                    else:
-                        await conn.rollback()
-            return
-        async with self._group.unit() as savepoint:
-            outer = OuterTransaction(savepoint.conn)
-            token = _ambient.set(savepoint.conn)
-            try:
-                yield outer
-            finally:
-                _ambient.reset(token)
-            savepoint.keep = outer.commit_requested
+                    savepoint.keep = outer.commit_requested
+        finally:
+            _after_commit.reset(hooks)
+        if outer.commit_requested:
+            _run(callbacks)
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        callback()
 
 
 class OuterTransaction:

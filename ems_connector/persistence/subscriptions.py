@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import prepared_sql
-from ems_connector.persistence.tables import subscriptions
+from ems_connector.persistence.tables import payment_methods, subscriptions
 from prepared_sql import Row
 
 _GET = prepared_sql.Prepared(
@@ -195,3 +195,22 @@ async def note_renewal_due(conn: AsyncConnection, row: Row) -> bool:
         .values(renewal_due_noted_for=row["date_to"])
     )
     return result.rowcount == 1
+
+
+async def expired(conn: AsyncConnection, now: int, after_id: int, limit: int) -> Sequence[Row]:
+    """Ids (and publishers) of active and stopped subscriptions past `dateTo` plus their payment
+    method's grace period, on methods that terminate automatically; ids above `after_id`."""
+    result = await conn.execute(
+        select(subscriptions.c.id, subscriptions.c.publisher_id)
+        .join(payment_methods, payment_methods.c.id == subscriptions.c.payment_method_id)
+        .where(
+            subscriptions.c.status.in_(["active", "stopped"]),
+            subscriptions.c.date_to < now,  # lets the (status, date_to) index narrow it
+            subscriptions.c.date_to + payment_methods.c.grace_period_seconds < now,
+            payment_methods.c.auto_terminate.is_(True),
+            subscriptions.c.id > after_id,
+        )
+        .order_by(subscriptions.c.id)
+        .limit(limit)
+    )
+    return result.mappings().all()

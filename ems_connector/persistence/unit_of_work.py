@@ -23,6 +23,9 @@ class UnitOfWork:
         self.now = now
         self.context = context
         self.emitted = 0
+        # whose entitlements this change may move: customers, or the publisher's catalogue
+        self.customers_changed: set[int] = set()
+        self.catalogue_changed = False
         # lookups the use case may repeat within this transaction
         self.memo: dict[str, Any] = {}
 
@@ -57,6 +60,15 @@ class UnitOfWork:
         dispatcher after the commit too."""
         self.emitted += 1
 
+    def entitlements_changed(self, customer_id: int) -> None:
+        """This change may grant or withdraw access of `customer_id` (a subscription's
+        status, offer or owner)."""
+        self.customers_changed.add(customer_id)
+
+    def offers_changed(self) -> None:
+        """This change may move what offers grant (their channels, the free flag)."""
+        self.catalogue_changed = True
+
     async def log(
         self,
         type: str,
@@ -89,13 +101,23 @@ class UnitOfWorkFactory:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
-        # called after a commit that put events in the outbox (wakes the dispatcher)
+        # called once a commit that put events in the outbox is durable (wakes the dispatcher)
         self.on_events: Callable[[], None] | None = None
+        # called with each unit of work that moved entitlements, once it is durable and
+        # before its caller hears of it
+        self.on_entitlements: list[Callable[[UnitOfWork], None]] = []
 
     @contextlib.asynccontextmanager
     async def __call__(self, context: RequestContext) -> AsyncIterator[UnitOfWork]:
         async with self.db.transaction() as conn:
             uow = UnitOfWork(conn, self.clock.now(), context)
             yield uow
+            if uow.emitted or uow.customers_changed or uow.catalogue_changed:
+                self.db.after_commit(lambda: self._committed(uow))
+
+    def _committed(self, uow: UnitOfWork) -> None:
         if uow.emitted and self.on_events is not None:
             self.on_events()
+        if uow.customers_changed or uow.catalogue_changed:
+            for listener in self.on_entitlements:
+                listener(uow)

@@ -5,7 +5,10 @@ from __future__ import annotations
 from ems_connector.clock import Clock
 from ems_connector.persistence.database import Database
 from ems_connector.persistence.unit_of_work import UnitOfWorkFactory
+from ems_connector.services.access_index import AccessIndex
 from ems_connector.services.customers import CustomerService
+from ems_connector.services.entitlements import EntitlementService
+from ems_connector.services.expiry_sweep import ExpirySweep
 from ems_connector.services.offers import OfferService
 from ems_connector.services.operations import OperationService
 from ems_connector.services.payment_methods import PaymentMethodService
@@ -18,7 +21,7 @@ from ems_connector.services.webhooks import WebhookService
 
 
 class Services:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, access_cache_customers: int = 0) -> None:
         self.db = db
         self.clock = clock
         uow = UnitOfWorkFactory(db, clock)
@@ -33,3 +36,9 @@ class Services:
         self.webhooks = WebhookService(db, uow, clock)
         self.renewals_due = RenewalsDue(db, uow)
         self.operations = OperationService(db)
+        self.expiry_sweep = ExpirySweep(db, self.subscriptions)
+        # In memory only while this process sees every write: on SQLite one process writes
+        # (see docs/decisions.md); on PostgreSQL several may, so every check reads.
+        self.access_index = AccessIndex(db, access_cache_customers if db.is_sqlite else 0)
+        uow.on_entitlements.append(self.access_index.forget)
+        self.entitlements = EntitlementService(db, self.access_index)

@@ -87,6 +87,7 @@ class OfferService:
                 )
             row = await repo.get(uow.conn, ctx.publisher_id, req.offer_id)
             assert row is not None
+            uow.offers_changed()
             await uow.log("upsertOffer", {"offerId": req.offer_id, "created": True})
             return to_resource(row)
 
@@ -165,6 +166,8 @@ class OfferService:
             raise Conflict(
                 "CONCURRENT_MODIFICATION", f"Offer {offer_id} changed while this request ran; retry"
             )
+        if "channels" in changed or "free" in changed:
+            uow.offers_changed()
         await uow.log(
             "upsertOffer",
             {"offerId": offer_id, "created": False, "fields": sorted(changed)},

@@ -36,6 +36,7 @@ from ems_connector.schemas.subscriptions import (
     UpdateSubscriptionRequest,
 )
 from ems_connector.services import payment_links
+from ems_connector.services.entitlements import note_subscription_write
 from ems_connector.services.periods import add_period
 from ems_connector.services.switches import offer_change
 from ems_connector.services.webhook_events import subscription_event
@@ -350,22 +351,53 @@ class SubscriptionService:
     ) -> SubscriptionResource:
         async with self.uow(ctx) as uow:
             row = await self._load(uow, subscription_id, expected_version)
-            values = {"status": _fire(row, event)}
-            updated = await self._update(uow, row, values, expected_version)
-            await uow.log(
-                _EVENT_OPERATIONS[event],
-                {"changes": _changes(row, values), **extra},
-                customer_id=row["customer_id"],
-                subscription_id=row["id"],
-            )
-            await subscription_event(
-                uow,
-                _EVENT_TOPICS[event],
-                updated,
-                termination_type=extra.get("terminationType"),
-                cancellation_reason=extra.get("cancellationReason"),
-            )
+            updated = await self._transition(uow, row, event, expected_version, extra)
             return to_resource(updated)
+
+    async def _transition(
+        self,
+        uow: UnitOfWork,
+        row: Row,
+        event: str,
+        expected_version: int | None,
+        extra: dict[str, Any],
+    ) -> Row:
+        values = {"status": _fire(row, event)}
+        updated = await self._update(uow, row, values, expected_version)
+        await uow.log(
+            _EVENT_OPERATIONS[event],
+            {"changes": _changes(row, values), **extra},
+            customer_id=row["customer_id"],
+            subscription_id=row["id"],
+        )
+        await subscription_event(
+            uow,
+            _EVENT_TOPICS[event],
+            updated,
+            termination_type=extra.get("terminationType"),
+            cancellation_reason=extra.get("cancellationReason"),
+        )
+        return updated
+
+    async def terminate_expired(self, ctx: RequestContext, subscription_id: int) -> bool:
+        """The expiry sweep's terminate (CONTRACT §4): only if, read inside this unit of
+        work, the subscription is still active or stopped, past its dateTo plus the grace
+        period, on a method with autoTerminate. False when there is nothing (left) to do."""
+        async with self.uow(ctx) as uow:
+            row = await repo.get(uow.conn, ctx.publisher_id, subscription_id)
+            if row is None or row["status"] == "terminated":
+                return False
+            method = await methods_repo.get(uow.conn, ctx.publisher_id, row["payment_method_id"])
+            assert method is not None  # payment methods are never deleted
+            if not method["auto_terminate"]:
+                return False
+            if row["date_to"] + method["grace_period_seconds"] >= uow.now:
+                return False
+            termination = "paymentCancel" if row["status"] == "active" else "userCancel"
+            await self._transition(
+                uow, row, "terminate", None, {"terminationType": termination, "reason": "expired"}
+            )
+            return True
 
     async def renew(
         self,
@@ -641,6 +673,7 @@ class SubscriptionService:
                 "CONCURRENT_MODIFICATION",
                 f"Subscription {row['id']} changed while this request ran; retry",
             )
+        note_subscription_write(uow, row, updated)
         return updated
 
     async def _insert(self, uow: UnitOfWork, values: dict[str, Any]) -> Row:
@@ -657,9 +690,11 @@ class SubscriptionService:
             "updated_at": uow.now,
         }
         try:
-            return await repo.insert_subscription(uow.conn, {**defaults, **values})
+            row = await repo.insert_subscription(uow.conn, {**defaults, **values})
         except repo.DuplicateExternalId as exc:
             raise _duplicate_external_id(values["external_id"], values["source"]) from exc
+        note_subscription_write(uow, None, row)
+        return row
 
     async def _subscription_offer(self, uow: UnitOfWork, offer_id: str) -> Row:
         offer = await offers_repo.get(uow.conn, uow.context.publisher_id, offer_id)

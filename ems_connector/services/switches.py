@@ -16,6 +16,7 @@ from ems_connector.persistence.database import Database
 from ems_connector.persistence.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from ems_connector.schemas.switches import CreateSwitchRequest, SwitchResource, UpdateSwitchRequest
 from ems_connector.services import payment_links
+from ems_connector.services.entitlements import note_subscription_write
 from ems_connector.services.payments import switch_claim
 from ems_connector.services.webhook_events import subscription_event
 from prepared_sql import Row
@@ -311,6 +312,7 @@ async def _write_subscription(uow: UnitOfWork, sub: Row, values: dict[str, Any])
         raise Conflict(
             "CONCURRENT_MODIFICATION", f"Subscription {sub['id']} changed meanwhile; retry"
         )
+    note_subscription_write(uow, sub, updated)
     return updated
 
 

@@ -36,8 +36,9 @@ class TestClockController(Controller):
         "/",
         status_code=200,
         summary="Set or advance the service clock",
-        description="Renewal dates that the move reaches are noted before the answer, and "
-        "the webhook dispatcher is woken for retries that became due.",
+        description="Renewal dates that the move reaches are noted, and subscriptions past "
+        "their grace period terminated, before the answer; the webhook dispatcher is woken "
+        "for retries that became due.",
         responses=error_responses(400),
     )
     async def move(
@@ -54,8 +55,9 @@ class TestClockController(Controller):
             assert data.advance_seconds is not None
             now = services.clock.advance(data.advance_seconds)
         # What the clock's move made due happens before the answer: renewal dates noted,
-        # retries sent.
+        # expired subscriptions terminated, retries sent.
         await services.renewals_due.run()
+        await services.expiry_sweep.run()
         if services.uow.on_events is not None:
             services.uow.on_events()
         return ClockResource(now=now)
