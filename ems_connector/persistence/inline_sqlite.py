@@ -23,6 +23,26 @@ async def _nothing() -> None:
     return None
 
 
+async def finish_in_thread(fn: Any, *args: Any) -> Any:
+    """`fn(*args)` on a worker thread, and return only once it has returned, even when
+    cancelled meanwhile (the cancellation is raised after). A thread cannot be stopped: a
+    caller that went on at once would roll back or close the connection under it, and sqlite3
+    crashes the process when a connection is closed while another thread is inside it."""
+    job = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(job)
+        except asyncio.CancelledError as exc:
+            if job.done():
+                raise
+            cancelled = exc
+            continue
+        if cancelled is not None:
+            raise cancelled
+        return result
+
+
 class _Cursor(sqlite3.Cursor):
     async def _async_soft_close(self) -> None:
         """Rows are already in memory; nothing to release before the caller reads them."""
@@ -46,12 +66,12 @@ class InlineConnection(AdaptedConnection):
 
     def begin_immediate(self) -> None:
         """Take the write lock; waiting for another process's writer happens off the loop."""
-        await_(asyncio.to_thread(self._connection.execute, "BEGIN IMMEDIATE"))
+        await_(finish_in_thread(self._connection.execute, "BEGIN IMMEDIATE"))
 
     def commit(self) -> None:
         # sqlite3 releases the GIL while it syncs the WAL, so the loop serves reads meanwhile.
         if self._connection.in_transaction:
-            await_(asyncio.to_thread(self._connection.commit))
+            await_(finish_in_thread(self._connection.commit))
 
     def rollback(self) -> None:
         self._connection.rollback()
