@@ -10,9 +10,11 @@ import httpx
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from ems_connector.clock import Clock
 from ems_connector.config import Settings, load_settings
+from ems_connector.http.access_lane import AccessLane
 from ems_connector.http.auth import auth_middleware, echo_request_id
 from ems_connector.http.body_guard import body_guard_middleware
 from ems_connector.http.body_validation import body_validation_middleware
@@ -62,6 +64,26 @@ async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
         except Exception:
             log.exception("scheduled job %s failed", getattr(job, "__qualname__", job))
         await asyncio.sleep(seconds)
+
+
+class App(Litestar):
+    """Litestar with the access check's fast lane in front of it (http/access_lane.py)."""
+
+    lane: AccessLane | None = None
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if (
+            self.lane is not None
+            and scope["type"] == "http"
+            and await self.lane.answer(scope, send)  # type: ignore[arg-type]
+        ):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -147,7 +169,7 @@ def create_app(
         ],
         security=[{"PublisherToken": []}, {"Bearer": []}],
     )
-    return Litestar(
+    app = App(
         route_handlers=[api, health, ready],
         dependencies={"services": Provide(lambda: services, use_cache=True, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -160,6 +182,8 @@ def create_app(
         request_max_body_size=None,
         debug=False,
     )
+    app.lane = AccessLane(services.publishers, services.access_index)
+    return app
 
 
 def create_app_from_env() -> Litestar:

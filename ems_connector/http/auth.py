@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
 import re
-import uuid
+import secrets
 from typing import Any
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from ems_connector.context import RequestContext
 from ems_connector.errors import Unauthorized
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """32 hex digits, unique across requests and restarts; not secret, so a random prefix
+    per process and a counter do (uuid4 costs more than the whole access check)."""
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -34,7 +42,7 @@ def auth_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
         raw_request_id = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = raw_request_id if _REQUEST_ID.match(raw_request_id) else uuid.uuid4().hex
+        request_id = raw_request_id if REQUEST_ID.match(raw_request_id) else new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id  # echoed by `echo_request_id`, on errors too
         api_key = api_key_of(headers)
@@ -60,5 +68,8 @@ async def echo_request_id(message: Message, scope: Scope) -> None:
     if message["type"] == "http.response.start":
         request_id = scope.get("state", {}).get("request_id")
         if request_id is not None:
-            headers = MutableScopeHeaders.from_message(message)
-            headers["X-Request-Id"] = request_id
+            # appended as is: nothing else sets this header
+            message["headers"] = [
+                *message.get("headers", ()),
+                (b"x-request-id", request_id.encode("latin-1")),
+            ]

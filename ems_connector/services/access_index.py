@@ -72,6 +72,19 @@ class AccessIndex:
         catalogue = await self._catalogue(publisher_id)
         return catalogue.granting(held, channel)
 
+    def answer_from_memory(
+        self, publisher_id: int, customer_id: int, channel: str
+    ) -> list[str] | None:
+        """`offers_granting` when memory alone can answer it (the customer and the catalogue
+        are loaded); otherwise None, and the caller goes the long way."""
+        cached = self._held.get(customer_id)
+        if cached is None or cached[0] != publisher_id:
+            return None
+        catalogue = self._catalogues.get(publisher_id)
+        if catalogue is None:
+            return None
+        return catalogue.granting(cached[1], channel)
+
     def forget(self, uow: UnitOfWork) -> None:
         """Listener of committed units of work: drop what they may have changed."""
         for customer_id in uow.customers_changed:

@@ -52,6 +52,10 @@ class PublisherService:
         await repo.insert_key(conn, publisher_id, hash_key(api_key), api_key[:8], now)
         return api_key
 
+    def known(self, api_key: str) -> int | None:
+        """The publisher owning `api_key` if an earlier request already proved it; no I/O."""
+        return self._key_cache.get(hash_key(api_key))
+
     async def authenticate(self, api_key: str) -> int | None:
         """The publisher owning `api_key`, or None; known keys are cached in memory."""
         key_hash = hash_key(api_key)
