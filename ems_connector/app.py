@@ -86,6 +86,14 @@ class App(Litestar):
         await super().__call__(scope, receive, send)
 
 
+async def once(job: Callable[[], Awaitable[object]]) -> None:
+    """Run `job` in the background; a failure is logged, not fatal."""
+    try:
+        await job()
+    except Exception:
+        log.exception("background job %s failed", getattr(job, "__qualname__", job))
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -123,6 +131,12 @@ def create_app(
                 every(SCHEDULE_SECONDS, services.expiry_sweep.run), name="expiry-sweep"
             )
         )
+        if services.access_index.capacity > 0:
+            # the first check of each customer is answered from memory too, not only repeats
+            await services.publishers.warm()
+            background.append(
+                asyncio.create_task(once(services.access_index.warm), name="access-index-warm")
+            )
         expired_keys = ExpiredKeys(db, services.clock, settings.idempotency_ttl_seconds)
         background.append(
             asyncio.create_task(

@@ -32,6 +32,29 @@ _CUSTOMER_OFFERS = prepared_sql.Prepared(
         customers.c.id == bindparam("w_customer_id"),
     )
 )
+_HOLDERS_IN_RANGE = prepared_sql.Prepared(
+    select(customers.c.id, customers.c.publisher_id, subscriptions.c.offer_id)
+    .select_from(
+        customers.outerjoin(
+            subscriptions,
+            and_(
+                subscriptions.c.publisher_id == customers.c.publisher_id,
+                subscriptions.c.customer_id == customers.c.id,
+                _ENTITLING,
+            ),
+        )
+    )
+    .where(customers.c.id > bindparam("w_after"), customers.c.id <= bindparam("w_upto"))
+)
+_LAST_CUSTOMER = prepared_sql.Prepared(select(func.max(customers.c.id)))
+_RANGE_END = prepared_sql.Prepared(
+    select(customers.c.id)
+    .where(customers.c.id > bindparam("w_after"))
+    .order_by(customers.c.id)
+    .offset(bindparam("w_skip"))
+    .limit(1)
+)
+_PUBLISHERS_WITH_OFFERS = prepared_sql.Prepared(select(offers.c.publisher_id).distinct())
 _CATALOGUE = prepared_sql.Prepared(
     select(offers.c.offer_id, offers.c.channels, offers.c.free)
     .where(offers.c.publisher_id == bindparam("w_publisher_id"))
@@ -63,6 +86,35 @@ async def entitling_offers(
     if not found:
         return None
     return tuple(sorted({row["offer_id"] for row in found if row["offer_id"] is not None}))
+
+
+async def holders_in_range(
+    conn: AsyncConnection, after: int, upto: int
+) -> dict[int, tuple[int, tuple[str, ...]]]:
+    """For every customer with an id in (after, upto]: its publisher and the distinct offers
+    of its active and stopped subscriptions, sorted."""
+    found: dict[int, tuple[int, set[str]]] = {}
+    for row in await prepared_sql.rows(conn, _HOLDERS_IN_RANGE, {"w_after": after, "w_upto": upto}):
+        held = found.setdefault(row["id"], (row["publisher_id"], set()))[1]
+        if row["offer_id"] is not None:
+            held.add(row["offer_id"])
+    return {
+        customer: (publisher, tuple(sorted(held))) for customer, (publisher, held) in found.items()
+    }
+
+
+async def range_end(conn: AsyncConnection, after: int, size: int) -> int | None:
+    """The id `size` customers after `after` (of any publisher); None when fewer are left."""
+    found = await prepared_sql.scalar(conn, _RANGE_END, {"w_after": after, "w_skip": size - 1})
+    return None if found is None else int(found)
+
+
+async def last_customer_id(conn: AsyncConnection) -> int:
+    return int(await prepared_sql.scalar(conn, _LAST_CUSTOMER) or 0)
+
+
+async def publishers_with_offers(conn: AsyncConnection) -> list[int]:
+    return [row["publisher_id"] for row in await prepared_sql.rows(conn, _PUBLISHERS_WITH_OFFERS)]
 
 
 async def catalogue(conn: AsyncConnection, publisher_id: int) -> list[Row]:

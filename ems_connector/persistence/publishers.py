@@ -44,3 +44,13 @@ async def publisher_for_key(conn: AsyncConnection, key_hash: str) -> int | None:
         select(api_keys.c.publisher_id).where(api_keys.c.key_hash == key_hash)
     )
     return result.scalar_one_or_none()
+
+
+async def keys(conn: AsyncConnection, limit: int) -> list[tuple[str, int]]:
+    """(key hash, publisher id) of up to `limit` API keys, newest first."""
+    result = await conn.execute(
+        select(api_keys.c.key_hash, api_keys.c.publisher_id)
+        .order_by(api_keys.c.created_at.desc())
+        .limit(limit)
+    )
+    return [(row.key_hash, row.publisher_id) for row in result]

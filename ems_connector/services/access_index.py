@@ -8,12 +8,19 @@ tickets out for it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Iterable
 
 from ems_connector.persistence import entitlements as repo
 from ems_connector.persistence.database import Database
 from ems_connector.persistence.unit_of_work import UnitOfWork
 from prepared_sql import Row
+
+log = logging.getLogger(__name__)
+# customers per read while warming: each read holds the loop for a few milliseconds
+WARM_CHUNK = 1_000
 
 
 class Catalogue:
@@ -57,6 +64,8 @@ class AccessIndex:
         self._catalogue_tickets: dict[int, object] = {}
         # one tuple object per distinct holding: most customers hold the same few offer sets
         self._shared: dict[tuple[int, tuple[str, ...]], tuple[int, tuple[str, ...]]] = {}
+        # one set per range `warm` is reading: customers whose entries were dropped meanwhile
+        self._dropped_while_warming: list[set[int]] = []
 
     def __len__(self) -> int:
         return len(self._held)
@@ -90,10 +99,51 @@ class AccessIndex:
         for customer_id in uow.customers_changed:
             self._held.pop(customer_id, None)
             self._tickets.pop(customer_id, None)
+            for dropped in self._dropped_while_warming:
+                dropped.add(customer_id)
         if uow.catalogue_changed:
             publisher_id = uow.context.publisher_id
             self._catalogues.pop(publisher_id, None)
             self._catalogue_tickets.pop(publisher_id, None)
+
+    async def warm(self) -> int:
+        """Load every customer (up to capacity) and every catalogue, a range of customers at a
+        time, so that the first check of each is answered from memory too; returns how many
+        customers were loaded. Checks are served meanwhile: each read holds the loop briefly,
+        and a range's entries for customers changed while it was read are not kept."""
+        started = time.monotonic()
+        async with self.db.read() as conn:
+            last = await repo.last_customer_id(conn)
+            publishers = await repo.publishers_with_offers(conn)
+        for publisher_id in publishers:
+            await self._catalogue(publisher_id)
+        loaded = 0
+        after = 0
+        while after < last and len(self._held) < self.capacity:
+            dropped: set[int] = set()
+            self._dropped_while_warming.append(dropped)
+            try:
+                async with self.db.read() as conn:
+                    upto = await repo.range_end(conn, after, WARM_CHUNK) or last
+                    found = await repo.holders_in_range(conn, after, upto)
+            finally:
+                self._dropped_while_warming.remove(dropped)
+            for customer_id, entry in found.items():
+                if customer_id in dropped or customer_id in self._held:
+                    continue  # changed while read, or loaded since by a check: not ours to set
+                if len(self._held) >= self.capacity:
+                    break
+                self._keep(customer_id, entry)
+                loaded += 1
+            after = upto
+            await asyncio.sleep(0)  # let waiting requests in between ranges
+        log.info(
+            "access index warm: %d customers and %d catalogues in %.1f s",
+            loaded,
+            len(publishers),
+            time.monotonic() - started,
+        )
+        return loaded
 
     async def _holding(self, publisher_id: int, customer_id: int) -> tuple[str, ...] | None:
         cached = self._held.get(customer_id)

@@ -52,6 +52,15 @@ class PublisherService:
         await repo.insert_key(conn, publisher_id, hash_key(api_key), api_key[:8], now)
         return api_key
 
+    async def warm(self) -> int:
+        """Cache the stored keys (hashed, as stored), so a restarted service answers a known
+        key's first request without a read too; returns how many."""
+        async with self.db.read() as conn:
+            found = await repo.keys(conn, _CACHE_LIMIT)
+        for key_hash, publisher_id in found:
+            self._key_cache.setdefault(key_hash, publisher_id)
+        return len(found)
+
     def known(self, api_key: str) -> int | None:
         """The publisher owning `api_key` if an earlier request already proved it; no I/O."""
         return self._key_cache.get(hash_key(api_key))
