@@ -122,8 +122,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "EMS_ACCESS_CACHE_CUSTOMERS": (
         "access_cache_customers",
         _non_negative_int,
-        "customers whose entitlements the channel access check keeps in memory "
-        "(about 100 bytes each); `0` reads the database on every check",
+        "customers whose entitlements the channel access check keeps in memory, loaded at "
+        "start (about 100 bytes each); `0` reads the database on every check",
     ),
 }
 
