@@ -298,13 +298,17 @@ class _GroupCommit:
         self._conn: AsyncConnection | None = None
         self._batch: _Batch | None = None
         self._committing: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()  # set while nobody holds the connection
+        self._idle.set()
 
     async def close(self) -> None:
-        if self._committing is not None:
-            await asyncio.gather(self._committing, return_exceptions=True)
+        """Close the write connection once nobody uses it: not while a unit or a commit holds
+        it (perhaps inside a thread that cannot be stopped), nor while units wait for it."""
+        while self._held or self.waiting:
+            await self._idle.wait()
         if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
+            conn, self._conn = self._conn, None
+            await conn.close()
 
     @contextlib.asynccontextmanager
     async def unit(self) -> AsyncIterator[_Savepoint]:
@@ -342,6 +346,7 @@ class _GroupCommit:
     async def _take_turn(self) -> None:
         if not self._held:
             self._held = True
+            self._idle.clear()
             return
         if len(self.waiting) >= self.max_queued:
             raise Unavailable("Too many writes are queued; retry shortly")
@@ -368,6 +373,7 @@ class _GroupCommit:
             self._committing = asyncio.get_running_loop().create_task(self._commit(batch))
             return
         self._held = False
+        self._idle.set()
 
     async def _open_batch(self) -> _Batch:
         if self._batch is not None:
