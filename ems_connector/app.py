@@ -25,6 +25,7 @@ from ems_connector.http.controllers.offers import OfferController
 from ems_connector.http.controllers.operations import OperationController
 from ems_connector.http.controllers.payment_methods import PaymentMethodController
 from ems_connector.http.controllers.payments import PaymentController
+from ems_connector.http.controllers.reconciliations import ReconciliationController
 from ems_connector.http.controllers.subscriptions import SubscriptionController
 from ems_connector.http.controllers.switches import SwitchController
 from ems_connector.http.controllers.test_clock import TestClockController
@@ -131,6 +132,7 @@ def create_app(
                 every(SCHEDULE_SECONDS, services.expiry_sweep.run), name="expiry-sweep"
             )
         )
+        await services.reconciliations.resume()  # what a stop left unfinished
         if services.access_index.capacity > 0:
             # the first check of each customer is answered from memory too, not only repeats
             await services.publishers.warm()
@@ -148,6 +150,7 @@ def create_app(
         if dispatcher is not None:
             # in-flight attempts finish and are recorded; the rest stay in the outbox
             await dispatcher.stop()
+        await services.reconciliations.stop()  # resumed at the next start
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -167,6 +170,7 @@ def create_app(
         OperationController,
         EntitlementController,
         AccessController,
+        ReconciliationController,
     ]
     if settings.test_mode:
         api_routes.append(TestClockController)

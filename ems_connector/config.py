@@ -19,6 +19,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     port: int = 8000
     test_mode: bool = False
     max_body_bytes: int = 256 * 1024
+    max_reconciliation_bytes: int = 64 * 1024 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
     sqlite_busy_timeout_ms: int = 10_000
     read_pool_size: int = 8
@@ -97,6 +98,12 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
         "max_body_bytes",
         _positive_int,
         "largest request body accepted; larger bodies get 400 `BODY_TOO_LARGE`",
+    ),
+    "EMS_MAX_RECONCILIATION_BYTES": (
+        "max_reconciliation_bytes",
+        _positive_int,
+        "largest body `POST /3.1/reconciliations` accepts (a store's whole view: 100,000 "
+        "items are about 15 MB)",
     ),
     "EMS_IDEMPOTENCY_TTL_SECONDS": (
         "idempotency_ttl_seconds",

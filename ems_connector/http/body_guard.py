@@ -9,6 +9,8 @@ from litestar.types import ASGIApp, HTTPReceiveMessage, HTTPScope, Receive, Scop
 from ems_connector.errors import BadRequest
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# a store's whole view of its subscriptions comes in one body
+LARGE_BODY_PATHS = frozenset({"/3.1/reconciliations", "/3.1/reconciliations/"})
 
 
 def _too_large(limit: int) -> BadRequest:
@@ -43,7 +45,11 @@ def body_guard_middleware(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         settings: Any = scope["app"].state.settings
-        limit: int = settings.max_body_bytes
+        limit: int = (
+            settings.max_reconciliation_bytes
+            if http_scope["path"] in LARGE_BODY_PATHS
+            else settings.max_body_bytes
+        )
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)

@@ -214,3 +214,17 @@ async def expired(conn: AsyncConnection, now: int, after_id: int, limit: int) ->
         .limit(limit)
     )
     return result.mappings().all()
+
+
+async def by_external_ids(
+    conn: AsyncConnection, publisher_id: int, source: str, external_ids: Sequence[str]
+) -> Sequence[Row]:
+    """Every subscription (of any status) with one of these (source, externalId)s."""
+    result = await conn.execute(
+        select(subscriptions).where(
+            subscriptions.c.publisher_id == publisher_id,
+            subscriptions.c.source == source,
+            subscriptions.c.external_id.in_(list(external_ids)),
+        )
+    )
+    return result.mappings().all()

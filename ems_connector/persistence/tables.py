@@ -244,3 +244,46 @@ switches = Table(
     Index("ix_switches_publisher_subscription", "publisher_id", "subscription_id"),
     sqlite_autoincrement=True,
 )
+
+reconciliations = Table(
+    "reconciliations",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("publisher_id", BigInteger, ForeignKey("publishers.id"), nullable=False),
+    Column("payment_method_id", BigInteger, ForeignKey("payment_methods.id"), nullable=False),
+    Column("tolerance_seconds", BigInteger, nullable=False),
+    Column("apply", Boolean, nullable=False),
+    Column("terminate_missing", Boolean, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("total", Integer, nullable=False),
+    # submitted items compared so far (they are taken in position order)
+    Column("processed", Integer, nullable=False),
+    # the missing_there pass walks subscriptions by id; the last one it reported
+    Column("missing_after_id", BigInteger, nullable=False),
+    Column("counts", JSON, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Index("ix_reconciliations_status", "status"),
+)
+
+reconciliation_items = Table(
+    "reconciliation_items",
+    metadata,
+    Column("reconciliation_id", String(36), ForeignKey("reconciliations.id"), primary_key=True),
+    # submitted items are 1..total in submission order; missing_there ones come after
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("external_id", String(120), nullable=False),
+    # the connector's view (null for missing_there rows)
+    Column("status", String(16), nullable=True),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("offer_id", String(16), nullable=True),
+    Column("customer_email", String(254), nullable=True),
+    # the result, once compared
+    Column("outcome", String(16), nullable=True),
+    Column("subscription_id", BigInteger, nullable=True),
+    Column("differences", NULLABLE_JSON, nullable=True),
+    Column("action", NULLABLE_JSON, nullable=True),
+    Index("ix_reconciliation_items_external_id", "reconciliation_id", "external_id"),
+)

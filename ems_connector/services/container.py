@@ -14,6 +14,7 @@ from ems_connector.services.operations import OperationService
 from ems_connector.services.payment_methods import PaymentMethodService
 from ems_connector.services.payments import PaymentService
 from ems_connector.services.publishers import PublisherService
+from ems_connector.services.reconciliations import ReconciliationService
 from ems_connector.services.renewals_due import RenewalsDue
 from ems_connector.services.subscriptions import SubscriptionService
 from ems_connector.services.switches import SwitchService
@@ -42,3 +43,4 @@ class Services:
         self.access_index = AccessIndex(db, access_cache_customers if db.is_sqlite else 0)
         uow.on_entitlements.append(self.access_index.forget)
         self.entitlements = EntitlementService(db, self.access_index)
+        self.reconciliations = ReconciliationService(db, uow, self.subscriptions, self.customers)
