@@ -82,7 +82,14 @@ async def running_app(settings: Settings, **options: Any) -> AsyncIterator[AppCl
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AppClient]:
+async def client(settings: Settings, request: pytest.FixtureRequest) -> AsyncIterator[AppClient]:
+    if request.node.get_closest_marker("still_clock") is not None:
+        from tests.webhook_driver import manual_app
+
+        # a still service clock, moved only by the test, and no background dispatcher
+        async with manual_app(settings) as test_client:
+            yield test_client
+        return
     async with running_app(settings) as test_client:
         yield test_client
 
@@ -181,3 +188,22 @@ def api(client: AppClient, tenant: Tenant) -> Api:
 @pytest.fixture
 def other_api(client: AppClient, other_tenant: Tenant) -> Api:
     return Api(client, other_tenant)
+
+
+@pytest.fixture
+async def hooks(api: Api, services: Services) -> AsyncIterator[Any]:
+    """Webhook endpoints and deliveries made by hand (tests/webhook_driver.py)."""
+    from tests.webhook_driver import Hooks
+
+    driver = Hooks(api, services)
+    yield driver
+    await driver.dispatcher.stop()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Any]:
+    """A real HTTP receiver of webhooks on 127.0.0.1 (tests/receiver.py)."""
+    from tests.receiver import receiving
+
+    async with receiving() as running:
+        yield running

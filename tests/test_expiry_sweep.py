@@ -5,17 +5,15 @@ lifecycle path (version, operation, webhook), once, and access ends with it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from ems_connector.config import Settings
 from ems_connector.services.container import Services
-from tests.conftest import FREE, MONTHLY, Api, AppClient
-from tests.receiver import Received, Receiver, receiving
-from tests.webhook_driver import DAY, START, Hooks, manual_app
+from tests.conftest import FREE, MONTHLY, Api
+from tests.receiver import Received, Receiver
+from tests.webhook_driver import DAY, START, Hooks
 
 GRACE = 3600
 T = START + DAY  # the expiry most subscriptions here have
@@ -23,24 +21,7 @@ ACTOR = "system:expiry-sweep"
 TERMINATED = "subscriptionTerminated"
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AppClient]:
-    # A still service clock (moved only by the test) and no background dispatcher.
-    async with manual_app(settings) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def hooks(api: Api, services: Services) -> AsyncIterator[Hooks]:
-    hooks = Hooks(api, services)
-    yield hooks
-    await hooks.dispatcher.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with receiving() as receiver:
-        yield receiver
+pytestmark = pytest.mark.still_clock
 
 
 # ---- helpers -------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,8 @@ import pytest
 
 from ems_connector.config import Settings
 from ems_connector.demo import seed
-from ems_connector.services.container import Services
-from tests.conftest import MONTHLY, YEARLY, Api, AppClient, Tenant
-from tests.receiver import Received, Receiver, receiving
+from tests.conftest import MONTHLY, YEARLY, Api, Tenant
+from tests.receiver import Received, Receiver
 from tests.webhook_driver import DAY, START, Hooks, manual_app
 
 PATH = "/3.1/reconciliations"
@@ -49,24 +47,7 @@ START_OPERATION = "startReconciliation"  # what submitting one logs (docs/decisi
 MESSAGE = "<a message saying why>"  # what a non-empty action message is compared as
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AppClient]:
-    # A still service clock (START, moved only by the test) and no background dispatcher.
-    async with manual_app(settings) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def hooks(api: Api, services: Services) -> AsyncIterator[Hooks]:
-    hooks = Hooks(api, services)
-    yield hooks
-    await hooks.dispatcher.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with receiving() as receiver:
-        yield receiver
+pytestmark = pytest.mark.still_clock
 
 
 # ---- running a reconciliation ----------------------------------------------------------------

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from ems_connector.config import Settings
-from ems_connector.services.container import Services
-from tests.conftest import Api, AppClient
+from tests.conftest import Api
 from tests.receiver import Answer, Received, receiving
-from tests.webhook_driver import DAY, Hooks, manual_app
+from tests.webhook_driver import DAY, Hooks
 
 DELIVERY_FIELDS = {
     "id",
@@ -33,17 +30,7 @@ ATTEMPT_FIELDS = {"attemptedAt", "statusCode", "latencyMs", "error", "responseEx
 SYNC_FIELDS = {"endpointId", "url", "status", "deliveredVersion", "lastAttemptAt", "lastError"}
 
 
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AppClient]:
-    async with manual_app(settings) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def hooks(api: Api, services: Services) -> AsyncIterator[Hooks]:
-    hooks = Hooks(api, services)
-    yield hooks
-    await hooks.dispatcher.stop()
+pytestmark = pytest.mark.still_clock
 
 
 def by_path(statuses: dict[str, int]) -> Answer:

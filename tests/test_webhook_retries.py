@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from ems_connector.config import Settings
-from ems_connector.services.container import Services
-from tests.conftest import Api, AppClient
 from tests.receiver import DROP, Answer, Received, receiving
-from tests.webhook_driver import DAY, Hooks, manual_app
+from tests.webhook_driver import DAY, Hooks
 from webhooks.dispatcher import TRIP_AFTER
 from webhooks.retry import JITTER, SCHEDULE
 
-
-@pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[AppClient]:
-    async with manual_app(settings) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-async def hooks(api: Api, services: Services) -> AsyncIterator[Hooks]:
-    hooks = Hooks(api, services)
-    yield hooks
-    await hooks.dispatcher.stop()
+pytestmark = pytest.mark.still_clock
 
 
 def answering(status: int) -> Answer:
