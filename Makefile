@@ -4,7 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint openapi bench clean
+.PHONY: run test test-pg lint openapi bench clean
+
+PG_DIR := /tmp/ems-pg-test-$(PG_PORT)
+PG_PORT ?= 55433
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "needs $(PYTHON) on PATH"; exit 1; }
@@ -18,6 +21,11 @@ run: $(STAMP)  ## serve on port 8000 with demo data (SQLite at ./var/ems.db)
 
 test: lint  ## lint, then the whole test suite
 	$(BIN)/python -m pytest -q
+
+test-pg: $(STAMP)  ## the whole test suite against a throwaway PostgreSQL on 127.0.0.1
+	url=$$(bash .ci/postgres start $(PG_DIR) $(PG_PORT)) && \
+	EMS_TEST_POSTGRES_URL=$$url $(BIN)/python -m pytest -q; \
+	status=$$?; bash .ci/postgres stop $(PG_DIR); exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -58,12 +58,15 @@ def _port(raw: str) -> int:
 
 
 def _database_url(raw: str) -> str:
-    # PostgreSQL arrives with issue 7; until then only the embedded default is accepted.
-    if not raw.startswith("sqlite+aiosqlite:///"):
-        raise ValueError(
-            "expected a sqlite+aiosqlite:///path URL (PostgreSQL is not supported yet)"
-        )
-    return raw
+    if raw.startswith("sqlite+aiosqlite:///"):
+        return raw
+    if raw.startswith("postgresql+asyncpg://"):
+        return raw
+    if raw.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + raw.split("://", 1)[1]
+    raise ValueError(
+        "expected sqlite+aiosqlite:///path or postgresql+asyncpg://user@host:port/database"
+    )
 
 
 def _dispatcher(raw: str) -> str:
@@ -84,8 +87,8 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
     "EMS_DATABASE_URL": (
         "database_url",
         _database_url,
-        "`sqlite+aiosqlite:///path` of the SQLite database (WAL mode); "
-        "PostgreSQL is not supported yet",
+        "`sqlite+aiosqlite:///path` of the SQLite database (WAL mode), or "
+        "`postgresql+asyncpg://user@host:port/database`",
     ),
     "EMS_HOST": ("host", str, "address `ems-connector serve` and `demo` listen on"),
     "EMS_PORT": ("port", _port, "port `ems-connector serve` and `demo` listen on"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +37,36 @@ YEARLY = "S100000002_US"
 FREE = "S100000003_US"
 
 
+# A PostgreSQL server to run the suite against instead of SQLite (`make test-pg` sets it):
+# every test gets a database of its own on it.
+POSTGRES_ADMIN_URL = os.environ.get("EMS_TEST_POSTGRES_URL")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if POSTGRES_ADMIN_URL is not None and item.get_closest_marker("sqlite_only"):
+        pytest.skip("about the embedded SQLite default only")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ems.db", test_mode=True)
+async def settings(tmp_path: Path) -> AsyncIterator[Settings]:
+    if POSTGRES_ADMIN_URL is None:
+        yield Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/ems.db", test_mode=True)
+        return
+    name = f"ems_test_{uuid.uuid4().hex[:16]}"
+    await _postgres_admin(f'CREATE DATABASE "{name}"')
+    server = POSTGRES_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+    yield Settings(database_url=f"postgresql+asyncpg://{server}/{name}", test_mode=True)
+    await _postgres_admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def _postgres_admin(statement: str) -> None:
+    import asyncpg
+
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
 
 
 class AppClient(httpx.AsyncClient):

@@ -14,6 +14,8 @@ from ems_connector.services import access_index
 from ems_connector.services.access_index import AccessIndex
 from tests.conftest import MONTHLY, Api, Tenant, running_app
 
+pytestmark = pytest.mark.sqlite_only  # the in-memory index and its lane are SQLite-only
+
 
 async def _warmed() -> None:
     """Wait for the start-up warm-up, which runs in the background."""

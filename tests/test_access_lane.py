@@ -11,6 +11,8 @@ import pytest
 from ems_connector.http.access_lane import AccessLane
 from tests.conftest import MONTHLY, Api
 
+pytestmark = pytest.mark.sqlite_only  # the in-memory index and its lane are SQLite-only
+
 
 class CountingLane:
     """Wraps the app's lane to tell which requests it answered."""

@@ -35,7 +35,7 @@ def test_variables_are_parsed() -> None:
         ("EMS_TEST_MODE", "maybe"),
         ("EMS_MAX_BODY_BYTES", "0"),
         ("EMS_DATABASE_URL", "mysql://x"),
-        ("EMS_DATABASE_URL", "postgresql+asyncpg://u@localhost/ems"),
+        ("EMS_DATABASE_URL", "postgresql+psycopg://u@localhost/ems"),
         ("EMS_IDEMPOTENCY_TTL_SECONDS", "3600"),
     ],
 )
@@ -43,6 +43,18 @@ def test_each_bad_variable_is_named(name: str, value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({name: value})
     assert name in str(caught.value) and repr(value) in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgresql+asyncpg://u@localhost:5432/ems", "postgresql+asyncpg://u@localhost:5432/ems"),
+        ("postgresql://u@localhost/ems", "postgresql+asyncpg://u@localhost/ems"),
+        ("postgres://u:pw@db.internal/ems", "postgresql+asyncpg://u:pw@db.internal/ems"),
+    ],
+)
+def test_postgresql_urls_are_taken_through_asyncpg(given: str, used: str) -> None:
+    assert load_settings({"EMS_DATABASE_URL": given}).database_url == used
 
 
 def test_all_bad_variables_are_reported_at_once() -> None:

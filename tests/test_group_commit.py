@@ -13,6 +13,8 @@ from sqlalchemy import text
 from ems_connector.errors import Unavailable
 from ems_connector.persistence.database import Database
 
+pytestmark = pytest.mark.sqlite_only
+
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from ems_connector.config import Settings
@@ -35,6 +36,7 @@ async def test_not_ready_when_the_database_cannot_be_opened(tmp_path: Path) -> N
     assert response.headers["retry-after"]
 
 
+@pytest.mark.sqlite_only
 async def test_database_is_wal_with_full_sync(client: AppClient, settings: Settings) -> None:
     path = sqlite_path(settings.database_url)
     assert path is not None and path.exists()

@@ -200,6 +200,7 @@ async def set_max_pages(services: Services, pages: int | None) -> None:
         await conn.exec_driver_sql(f"PRAGMA max_page_count={int(pages)}")
 
 
+@pytest.mark.sqlite_only
 async def test_storage_trouble_is_a_503_that_is_not_kept(api: Api, services: Services) -> None:
     customer = await api.customer()
     # large enough to need new pages

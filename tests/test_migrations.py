@@ -9,13 +9,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ems_connector.config import Settings
 from ems_connector.persistence.migrate import is_current, upgrade
 from ems_connector.persistence.tables import metadata
 from webhooks.tables import metadata as webhook_metadata
 
 
-async def test_migrated_schema_matches_the_tables(tmp_path: Path) -> None:
-    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path}/m.db")
+async def test_migrated_schema_matches_the_tables(settings: Settings) -> None:
+    engine = create_async_engine(settings.database_url)
     try:
         await upgrade(engine)
         await upgrade(engine)  # a second run is a no-op
@@ -27,8 +28,14 @@ async def test_migrated_schema_matches_the_tables(tmp_path: Path) -> None:
         async with engine.connect() as conn:
             assert await conn.run_sync(diff) == []
             assert await is_current(conn)
-            sequences = dict((await conn.execute(text("SELECT * FROM sqlite_sequence"))).all())
-        assert sequences["subscriptions"] == 99_999_999
+            if engine.dialect.name == "sqlite":
+                query = "SELECT seq FROM sqlite_sequence WHERE name = 'subscriptions'"
+            else:
+                query = (
+                    "SELECT start_value - 1 FROM pg_sequences"
+                    " WHERE sequencename LIKE 'subscriptions_id%'"
+                )
+            assert (await conn.execute(text(query))).scalar() == 99_999_999
     finally:
         await engine.dispose()
 

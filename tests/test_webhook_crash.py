@@ -17,10 +17,14 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 
 from tests.conftest import MONTHLY
 from tests.live_server import LiveServer, run_live_server
 from webhooks import signing, topics
+
+# It reads the SQLite file directly. On PostgreSQL the crash test is the multi-process one.
+pytestmark = pytest.mark.sqlite_only
 
 # Kills alternate between two moments: "held" (the receiver stops answering, so deliveries are
 # in flight, unanswered, when the server dies) and "after-ack" (the receiver answers 2xx and

@@ -16,10 +16,13 @@ from typing import Any
 
 import httpx
 import msgspec
+import pytest
 
 from tests.conftest import MONTHLY
 from tests.live_server import LiveServer, run_live_server
 from tests.test_webhook_crash import kill_group, server_pid, wait_reaped
+
+pytestmark = pytest.mark.sqlite_only  # the SQLite write path under SIGKILL
 
 KILLS = 5
 WORKERS = 24  # concurrent client tasks, each one request at a time

@@ -73,8 +73,8 @@ _PICK = prepared_sql.Prepared(
 )
 _LEASE = prepared_sql.Prepared(
     update(deliveries)
-    .where(deliveries.c.id == bindparam("id"))
-    .values(lease_until=bindparam("lease_until"))
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(lease_until=bindparam("b_lease_until"))
 )
 _INSERT_ATTEMPT = prepared_sql.Prepared(
     insert(attempts).values(
@@ -92,34 +92,34 @@ _INSERT_ATTEMPT = prepared_sql.Prepared(
 )
 _DELIVERED = prepared_sql.Prepared(
     update(deliveries)
-    .where(deliveries.c.id == bindparam("id"))
+    .where(deliveries.c.id == bindparam("b_id"))
     .values(
         status="delivered",
-        delivered_at=bindparam("at"),
-        attempts=bindparam("attempts"),
+        delivered_at=bindparam("b_at"),
+        attempts=bindparam("b_attempts"),
         lease_until=None,
-        last_attempt_at=bindparam("at"),
-        last_status_code=bindparam("status_code"),
+        last_attempt_at=bindparam("b_at"),
+        last_status_code=bindparam("b_status_code"),
         last_error=None,
     )
 )
 _FAILED = prepared_sql.Prepared(
     update(deliveries)
-    .where(deliveries.c.id == bindparam("id"))
+    .where(deliveries.c.id == bindparam("b_id"))
     .values(
-        status=bindparam("status"),
-        attempts=bindparam("attempts"),
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
         lease_until=None,
-        last_attempt_at=bindparam("at"),
-        last_status_code=bindparam("status_code"),
-        last_error=bindparam("error"),
+        last_attempt_at=bindparam("b_at"),
+        last_status_code=bindparam("b_status_code"),
+        last_error=bindparam("b_error"),
         # a delivery that failed for good keeps the next_attempt_at it had
-        next_attempt_at=func.coalesce(bindparam("next_attempt_at"), deliveries.c.next_attempt_at),
+        next_attempt_at=func.coalesce(bindparam("b_next_attempt_at"), deliveries.c.next_attempt_at),
     )
 )
 _RECOVERED = prepared_sql.Prepared(
     update(endpoints)
-    .where(endpoints.c.id == bindparam("id"), endpoints.c.failing_since.is_not(None))
+    .where(endpoints.c.id == bindparam("b_id"), endpoints.c.failing_since.is_not(None))
     .values(failing_since=None)
 )
 _ENDPOINT = prepared_sql.Prepared(select(endpoints).where(endpoints.c.id == bindparam("id")))
@@ -324,7 +324,10 @@ class Dispatcher:
             await prepared_sql.execute_many(
                 conn,
                 _LEASE,
-                [{"id": c.delivery_id, "lease_until": now + self.lease_seconds} for c in claimed],
+                [
+                    {"b_id": c.delivery_id, "b_lease_until": now + self.lease_seconds}
+                    for c in claimed
+                ],
             )
         return claimed
 
@@ -439,10 +442,10 @@ class Dispatcher:
             _DELIVERED,
             [
                 {
-                    "id": o.claimed.delivery_id,
-                    "attempts": o.claimed.attempts + 1,
-                    "at": o.attempted_at,
-                    "status_code": o.status_code,
+                    "b_id": o.claimed.delivery_id,
+                    "b_attempts": o.claimed.attempts + 1,
+                    "b_at": o.attempted_at,
+                    "b_status_code": o.status_code,
                 }
                 for o in delivered
             ],
@@ -460,13 +463,13 @@ class Dispatcher:
             self._count_failure(o, delay)
             failed.append(
                 {
-                    "id": o.claimed.delivery_id,
-                    "attempts": o.claimed.attempts + 1,
-                    "at": o.attempted_at,
-                    "status_code": o.status_code,
-                    "error": o.error,
-                    "status": "failed" if delay is None else "pending",
-                    "next_attempt_at": None if delay is None else o.attempted_at + delay,
+                    "b_id": o.claimed.delivery_id,
+                    "b_attempts": o.claimed.attempts + 1,
+                    "b_at": o.attempted_at,
+                    "b_status_code": o.status_code,
+                    "b_error": o.error,
+                    "b_status": "failed" if delay is None else "pending",
+                    "b_next_attempt_at": None if delay is None else o.attempted_at + delay,
                 }
             )
         await prepared_sql.execute_many(conn, _FAILED, failed)
@@ -474,7 +477,7 @@ class Dispatcher:
         for endpoint_id in recovered:
             self._failures_in_a_row.pop(endpoint_id, None)
             self._probe_at.pop(endpoint_id, None)
-        await prepared_sql.execute_many(conn, _RECOVERED, [{"id": e} for e in recovered])
+        await prepared_sql.execute_many(conn, _RECOVERED, [{"b_id": e} for e in recovered])
         for outcome in batch:
             if outcome.delivered:
                 continue
