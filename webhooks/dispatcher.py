@@ -55,7 +55,9 @@ _ENDPOINTS_WITH_PENDING = prepared_sql.Prepared(
 )
 # One endpoint's due deliveries, longest due first, up to a limit. The pick index walks only
 # the due rows and stops at the limit: no sort, and the retries a dead endpoint has scheduled
-# for later are never read. Ties go by delivery seq, i.e. by commit.
+# for later are never read. Ties go by delivery seq, i.e. by commit. On PostgreSQL, where
+# several dispatchers may claim at once, each skips the rows another is claiming (they are
+# leased when it commits); SQLite has one writer at a time and no such clause.
 _PICK = prepared_sql.Prepared(
     select(
         deliveries.c.id,
@@ -70,6 +72,7 @@ _PICK = prepared_sql.Prepared(
     )
     .order_by(deliveries.c.next_attempt_at, deliveries.c.seq)
     .limit(bindparam("limit"))
+    .with_for_update(of=deliveries, skip_locked=True)
 )
 _LEASE = prepared_sql.Prepared(
     update(deliveries)
