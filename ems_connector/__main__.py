@@ -83,7 +83,9 @@ def _cmd_dispatch(settings: Settings, _args: argparse.Namespace) -> None:
     from webhooks.dispatcher import Dispatcher
 
     async def dispatch(services: Services) -> None:
-        dispatcher = Dispatcher(services.db, services.clock.now_float)
+        dispatcher = Dispatcher(
+            services.db, services.clock.now_float, lease_seconds=settings.delivery_lease_seconds
+        )
         loop = asyncio.get_running_loop()
         stopping = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):

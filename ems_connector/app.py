@@ -111,7 +111,12 @@ def create_app(
         db, clock or Clock(), access_cache_customers=settings.access_cache_customers
     )
     dispatcher = (
-        Dispatcher(db, services.clock.now_float, transport=webhook_transport)
+        Dispatcher(
+            db,
+            services.clock.now_float,
+            transport=webhook_transport,
+            lease_seconds=settings.delivery_lease_seconds,
+        )
         if settings.dispatcher == "inline"
         else None
     )

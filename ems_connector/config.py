@@ -25,6 +25,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     read_pool_size: int = 8
     dispatcher: str = "inline"
     access_cache_customers: int = 1_000_000
+    delivery_lease_seconds: int = 60
 
 
 def _parse_bool(raw: str) -> bool:
@@ -123,6 +124,12 @@ VARIABLES: dict[str, tuple[str, Callable[[str], Any], str]] = {
         _dispatcher,
         "`inline` delivers webhooks from the API process; `off` leaves it to "
         "`ems-connector dispatch`",
+    ),
+    "EMS_DELIVERY_LEASE_SECONDS": (
+        "delivery_lease_seconds",
+        _positive_int,
+        "how long a dispatcher holds the deliveries it claimed; a dispatcher that dies has "
+        "them taken over after this (keep it above the 10 s delivery timeout)",
     ),
     "EMS_READ_POOL_SIZE": (
         "read_pool_size",
