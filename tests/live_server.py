@@ -107,13 +107,17 @@ def _with_log(error: ServerDidNotStart, log_path: Path) -> ServerDidNotStart:
 
 @contextlib.asynccontextmanager
 async def run_live_server(
-    directory: Path, env: Mapping[str, str] | None = None
+    directory: Path, env: Mapping[str, str] | None = None, database_url: str | None = None
 ) -> AsyncIterator[LiveServer]:
-    """Seed a database in `directory`, serve it on 127.0.0.1, stop the server on exit.
+    """Seed a database, serve it on 127.0.0.1, stop the server on exit.
 
-    A second server started on the same directory shares the database (with its own key).
+    The database is `database_url` (e.g. the `settings` fixture's, SQLite or PostgreSQL), or
+    else a SQLite file in `directory`, which holds the server's log either way. `env` adds to
+    or overrides the server's environment (e.g. `EMS_DISPATCHER=off`). A second server started
+    on the same database shares it (with its own key).
     """
-    database_url = f"sqlite+aiosqlite:///{directory}/ems.db"
+    if database_url is None:
+        database_url = f"sqlite+aiosqlite:///{directory}/ems.db"
     publisher_id, api_key, method_ids = await seed_database(database_url)
     port = free_port()
     log_path = directory / f"server-{port}.log"

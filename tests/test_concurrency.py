@@ -1,4 +1,9 @@
-"""Concurrent writes against a real `ems-connector serve`: no duplicates, no lost updates."""
+"""Concurrent writes against a real `ems-connector serve`: no duplicates, no lost updates.
+
+They run on the `settings` fixture's database: a SQLite file, or a PostgreSQL database of the
+test's own when EMS_TEST_POSTGRES_URL is set (then the two-process test runs two API processes
+on that one PostgreSQL database).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ems_connector.config import Settings
 from tests.conftest import MONTHLY
 from tests.live_server import LiveServer, run_live_server, send_together
 
@@ -18,8 +24,8 @@ CONCURRENCY = 20
 
 
 @pytest.fixture
-async def live_server(tmp_path: Path) -> AsyncIterator[LiveServer]:
-    async with run_live_server(tmp_path) as server:
+async def live_server(tmp_path: Path, settings: Settings) -> AsyncIterator[LiveServer]:
+    async with run_live_server(tmp_path, database_url=settings.database_url) as server:
         yield server
 
 
@@ -115,7 +121,9 @@ async def test_concurrent_renews_without_if_match_all_apply(
 
     responses = await send_together(CONCURRENCY, lambda: http.post(renew_path, json={}))
 
-    assert [r.status_code for r in responses] == [200] * CONCURRENCY
+    assert [r.status_code for r in responses] == [200] * CONCURRENCY, [
+        r.text for r in responses if r.status_code != 200
+    ]
     # each renew saw the one before it: the versions it answered are 2..21, none twice
     assert sorted(r.json()["version"] for r in responses) == list(range(2, CONCURRENCY + 2))
     final = (await http.get(f"/3.1/subscriptions/{sid}")).json()
@@ -129,11 +137,11 @@ async def test_concurrent_renews_without_if_match_all_apply(
 
 
 async def test_two_server_processes_on_one_database_keep_the_same_guarantees(
-    tmp_path: Path,
+    tmp_path: Path, settings: Settings
 ) -> None:
     async with (
-        run_live_server(tmp_path) as first,
-        run_live_server(tmp_path) as second,
+        run_live_server(tmp_path, database_url=settings.database_url) as first,
+        run_live_server(tmp_path, database_url=settings.database_url) as second,
         first.client() as http,
     ):
         servers = [first.base_url, second.base_url]
@@ -154,7 +162,9 @@ async def test_two_server_processes_on_one_database_keep_the_same_guarantees(
 
         renewed = await send_together(CONCURRENCY, renew_on_either)
 
-        assert [r.status_code for r in renewed] == [200] * CONCURRENCY
+        assert [r.status_code for r in renewed] == [200] * CONCURRENCY, [
+            r.text for r in renewed if r.status_code != 200
+        ]
         final = (await http.get(f"{second.base_url}/3.1/subscriptions/{sid}")).json()
         assert final["version"] == CONCURRENCY + 1
         assert final["renewalCycle"]["completed"] == CONCURRENCY
@@ -162,3 +172,30 @@ async def test_two_server_processes_on_one_database_keep_the_same_guarantees(
             "createSubscription",
             *["renewSubscription"] * CONCURRENCY,
         ]
+
+        # one Idempotency-Key on both processes at once: it runs once; every other answer is
+        # its replay or 409 IDEMPOTENCY_KEY_IN_USE, never a second run and never a 500
+        keyed = create_body(first, customer_id, "apple-tx-two-processes-keyed")
+
+        def keyed_create_on_either() -> Awaitable[httpx.Response]:
+            return http.post(
+                f"{servers[next(turn) % 2]}/3.1/subscriptions",
+                json=keyed,
+                headers={"Idempotency-Key": "two-processes-1"},
+            )
+
+        answers = await send_together(CONCURRENCY, keyed_create_on_either)
+        statuses = Counter(r.status_code for r in answers)
+        assert set(statuses) <= {201, 409}, [r.text for r in answers]
+        assert statuses[201] >= 1
+        ran = {r.json()["subscriptionId"] for r in answers if r.status_code == 201}
+        assert len(ran) == 1, ran
+        refused = [r.json()["code"] for r in answers if r.status_code == 409]
+        assert set(refused) <= {"IDEMPOTENCY_KEY_IN_USE"}
+        replay = await http.post(
+            f"{second.base_url}/3.1/subscriptions",
+            json=keyed,
+            headers={"Idempotency-Key": "two-processes-1"},
+        )
+        assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.json()["subscriptionId"] in ran

@@ -52,10 +52,7 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         )
         slot = (ctx.publisher_id, key)
         if slot in in_flight:
-            raise Conflict(
-                "IDEMPOTENCY_KEY_IN_USE",
-                "A request with this Idempotency-Key is still running; retry when it is done",
-            )
+            raise _key_in_use()
         services: Any = scope["app"].state.services
         settings: Any = scope["app"].state.settings
         fingerprint = _fingerprint(cast("HTTPScope", scope), scope["state"].get("raw_body", b""))
@@ -66,6 +63,13 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
             in_flight.discard(slot)
 
     return middleware
+
+
+def _key_in_use() -> Conflict:
+    return Conflict(
+        "IDEMPOTENCY_KEY_IN_USE",
+        "A request with this Idempotency-Key is still running; retry when it is done",
+    )
 
 
 async def _run_once(
@@ -82,6 +86,8 @@ async def _run_once(
     now = services.clock.now()
     captured: list[Any] = []  # ASGI messages, sent on only after the commit
     async with services.db.outer_transaction() as outer:
+        if not await repo.hold(outer.conn, ctx.publisher_id, key):
+            raise _key_in_use()
         stored = await repo.find(
             outer.conn, ctx.publisher_id, key, not_before=now - settings.idempotency_ttl_seconds
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, insert, select
+import hashlib
+
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import prepared_sql
@@ -24,6 +26,17 @@ _FORGET = prepared_sql.Prepared(
 _STORE = prepared_sql.Prepared(
     insert(idempotency_keys).values(prepared_sql.inputs(c.name for c in idempotency_keys.c))
 )
+
+
+async def hold(conn: AsyncConnection, publisher_id: int, key: str) -> bool:
+    """Hold (publisher, key) until this transaction ends; False when another transaction
+    holds it. On PostgreSQL, where another process may run the same key at the same moment,
+    a transaction-scoped advisory lock; SQLite's one writer already runs them in turn."""
+    if conn.dialect.name != "postgresql":
+        return True
+    digest = hashlib.blake2b(f"{publisher_id}:{key}".encode(), digest_size=8).digest()
+    lock_id = int.from_bytes(digest, "big", signed=True)
+    return bool(await conn.scalar(select(func.pg_try_advisory_xact_lock(lock_id))))
 
 
 async def find(

@@ -19,6 +19,17 @@ _GET = prepared_sql.Prepared(
         subscriptions.c.id == bindparam("w_id"),
     )
 )
+# The same, locking the row until the transaction ends: concurrent writers of one
+# subscription take turns on PostgreSQL instead of losing the version race (SQLite has one
+# writer at a time and no such clause).
+_GET_FOR_UPDATE = prepared_sql.Prepared(
+    select(subscriptions)
+    .where(
+        subscriptions.c.publisher_id == bindparam("w_publisher_id"),
+        subscriptions.c.id == bindparam("w_id"),
+    )
+    .with_for_update()
+)
 _LIVE_BY_EXTERNAL_ID = prepared_sql.Prepared(
     select(subscriptions).where(
         subscriptions.c.publisher_id == bindparam("w_publisher_id"),
@@ -62,6 +73,15 @@ async def get(
 ) -> prepared_sql.Row | None:
     return await prepared_sql.first(
         conn, _GET, {"w_publisher_id": publisher_id, "w_id": subscription_id}
+    )
+
+
+async def get_for_update(
+    conn: AsyncConnection, publisher_id: int, subscription_id: int
+) -> prepared_sql.Row | None:
+    """`get` inside a write: the row stays locked until this transaction ends."""
+    return await prepared_sql.first(
+        conn, _GET_FOR_UPDATE, {"w_publisher_id": publisher_id, "w_id": subscription_id}
     )
 
 

@@ -384,7 +384,7 @@ class SubscriptionService:
         work, the subscription is still active or stopped, past its dateTo plus the grace
         period, on a method with autoTerminate. False when there is nothing (left) to do."""
         async with self.uow(ctx) as uow:
-            row = await repo.get(uow.conn, ctx.publisher_id, subscription_id)
+            row = await repo.get_for_update(uow.conn, ctx.publisher_id, subscription_id)
             if row is None or row["status"] == "terminated":
                 return False
             method = await methods_repo.get(uow.conn, ctx.publisher_id, row["payment_method_id"])
@@ -645,7 +645,7 @@ class SubscriptionService:
     async def _load(
         self, uow: UnitOfWork, subscription_id: int, expected_version: int | None
     ) -> Row:
-        row = await repo.get(uow.conn, uow.context.publisher_id, subscription_id)
+        row = await repo.get_for_update(uow.conn, uow.context.publisher_id, subscription_id)
         if row is None:
             raise subscription_not_found(subscription_id)
         if expected_version is not None and expected_version != row["version"]:
