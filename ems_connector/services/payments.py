@@ -162,7 +162,9 @@ class PaymentService:
     ) -> tuple[str, Row | None]:
         """`recurring-payment`, or `offer-switch` with the switch in progress."""
         assert req.subscription_id is not None
-        sub = await subscriptions_repo.get(uow.conn, uow.context.publisher_id, req.subscription_id)
+        sub = await subscriptions_repo.get_for_update(
+            uow.conn, uow.context.publisher_id, req.subscription_id
+        )
         if sub is None:
             raise Unprocessable(
                 "SUBSCRIPTION_NOT_FOUND", f"Subscription with id: {req.subscription_id} not found"

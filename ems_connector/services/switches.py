@@ -70,7 +70,9 @@ class SwitchService:
 
     async def request(self, ctx: RequestContext, req: CreateSwitchRequest) -> SwitchResource:
         async with self.uow(ctx) as uow:
-            sub = await subscriptions_repo.get(uow.conn, ctx.publisher_id, req.subscription_id)
+            sub = await subscriptions_repo.get_for_update(
+                uow.conn, ctx.publisher_id, req.subscription_id
+            )
             if sub is None:
                 raise Unprocessable(
                     "SUBSCRIPTION_NOT_FOUND",
@@ -203,7 +205,9 @@ class SwitchService:
             if row is None:
                 raise switch_not_found(switch_id)
             status = machine.fire(row["status"], machine.EVENT_FOR_STATUS[req.status])
-            sub = await subscriptions_repo.get(uow.conn, ctx.publisher_id, row["subscription_id"])
+            sub = await subscriptions_repo.get_for_update(
+                uow.conn, ctx.publisher_id, row["subscription_id"]
+            )
             assert sub is not None  # subscriptions are never deleted
             if status == "finished":
                 updated = await self._finish(uow, row, sub, req.payment_id)
