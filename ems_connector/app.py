@@ -57,13 +57,18 @@ SCHEDULE_SECONDS = 30.0
 PURGE_SECONDS = 3600.0
 
 
+async def once(job: Callable[[], Awaitable[object]]) -> None:
+    """Run `job` in the background; a failure is logged, not fatal."""
+    try:
+        await job()
+    except Exception:
+        log.exception("background job %s failed", getattr(job, "__qualname__", job))
+
+
 async def every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
     """Run `job` now and then every `seconds`, until cancelled; a failure is logged, not fatal."""
     while True:
-        try:
-            await job()
-        except Exception:
-            log.exception("scheduled job %s failed", getattr(job, "__qualname__", job))
+        await once(job)
         await asyncio.sleep(seconds)
 
 
@@ -85,14 +90,6 @@ class App(Litestar):
         ):
             return
         await super().__call__(scope, receive, send)
-
-
-async def once(job: Callable[[], Awaitable[object]]) -> None:
-    """Run `job` in the background; a failure is logged, not fatal."""
-    try:
-        await job()
-    except Exception:
-        log.exception("background job %s failed", getattr(job, "__qualname__", job))
 
 
 def create_app(
